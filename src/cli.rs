@@ -1,0 +1,245 @@
+//! Command-line interface: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::infer::{BatchOptions, Colorizer, Fit};
+use crate::model::{Arch, GeneratorConfig, PatchGanConfig};
+use crate::train::{RunPaths, TrainConfig, TrainOptions};
+
+/// Exit status when some inputs of a batch failed.
+pub const EXIT_PARTIAL: u8 = 1;
+/// Exit status for usage and fatal errors.
+pub const EXIT_FATAL: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tinct",
+    version,
+    about = "Colourise black-and-white photos, drawings and video with a conditional GAN"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a colourisation model on a folder of colour images.
+    Train(TrainArgs),
+    /// Colourise images (files, folders or glob patterns) at full resolution.
+    Colorize(ColorizeArgs),
+    /// List the shipped models.
+    Models,
+    /// Measure training and inference speed.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Folder of colour images (searched recursively).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Validation folder; without it a seeded 80/20 split of --data is used.
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    /// Run directory for checkpoints, samples and the log.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Generator architecture.
+    #[arg(long, value_enum, default_value_t = Arch::Unet256)]
+    pub arch: Arch,
+    /// Training image size (square); the U-Net depth follows it (8 levels at 256).
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Adversarial (GAN + L1) epochs [default: 100; with --resume, the run's own].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// L1-only generator pretraining epochs, run first.
+    #[arg(long, default_value_t = 0)]
+    pub pretrain_epochs: usize,
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    /// Weight of the L1 term.
+    #[arg(long, default_value_t = 100.0)]
+    pub lambda_l1: f32,
+    /// Generator filters at the outermost level (pix2pix ngf).
+    #[arg(long, default_value_t = 64)]
+    pub ngf: usize,
+    /// Discriminator filters of the first layer (pix2pix ndf).
+    #[arg(long, default_value_t = 64)]
+    pub ndf: usize,
+    /// Seed of the split, the order and the augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Turn off random horizontal flips.
+    #[arg(long)]
+    pub no_flip: bool,
+    /// Most validation images scored per epoch (0: all).
+    #[arg(long, default_value_t = 256)]
+    pub val_limit: usize,
+    /// Minutes between mid-epoch checkpoints.
+    #[arg(long, default_value_t = 10.0)]
+    pub checkpoint_minutes: f64,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Overwrite an existing run directory.
+    #[arg(long)]
+    pub force: bool,
+    /// cpu (default), or vulkan / wgpu / cuda when built with that feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// No progress bars or per-epoch lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ColorizeArgs {
+    /// Image files, folders or glob patterns.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// Output folder, or an output file when there is one input.
+    #[arg(short, long, default_value = "colorized")]
+    pub out: PathBuf,
+    /// Shipped model name (photo, anime, drawn), run directory or .safetensors file.
+    #[arg(long, default_value = crate::zoo::DEFAULT_MODEL)]
+    pub model: String,
+    /// Working size of the network (default: the model's training size).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// How the image is fitted to the network's square input.
+    #[arg(long, value_enum, default_value_t = Fit::Stretch)]
+    pub fit: Fit,
+    /// Output format (extension) instead of the input's: png, jpg, webp, tif, bmp.
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Train(a) => train(a),
+        Command::Colorize(a) => colorize(a),
+        Command::Models => {
+            let available = crate::zoo::available();
+            for (name, desc) in crate::zoo::SHIPPED {
+                match available.iter().find(|a| a.name == *name) {
+                    Some(a) => println!("{name:<8} {desc:<32} {}", a.path.display()),
+                    None => println!("{name:<8} {desc:<32} (not installed)"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(a) => crate::bench::run(&a).map(|_| ExitCode::SUCCESS),
+    }
+}
+
+fn train(a: TrainArgs) -> Result<ExitCode> {
+    let device = crate::device_by_name(&a.device)?;
+    let generator = match a.arch {
+        Arch::Unet256 => GeneratorConfig::unet_for_size(a.size, a.ngf),
+    };
+    let config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))
+        .with_batch_size(a.batch_size)
+        .with_epochs(a.epochs.unwrap_or(100))
+        .with_pretrain_epochs(a.pretrain_epochs)
+        .with_lr(a.lr)
+        .with_lambda_l1(a.lambda_l1)
+        .with_seed(a.seed)
+        .with_augment(!a.no_flip)
+        .with_val_limit(a.val_limit)
+        .with_checkpoint_minutes(a.checkpoint_minutes);
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt(
+        stop.clone(),
+        "finishing the current step and saving a checkpoint (Ctrl-C again to quit now)",
+    );
+    let paths = RunPaths {
+        data: a.data,
+        val: a.val,
+        out: a.out,
+    };
+    let opts = TrainOptions {
+        resume: a.resume,
+        force: a.force,
+        quiet: a.quiet,
+        stop,
+        resume_epochs: a.epochs,
+    };
+    crate::train::train(config, &paths, &opts, &device)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// First Ctrl-C sets `stop`; a second one exits at once.
+fn install_interrupt(stop: Arc<AtomicBool>, message: &'static str) {
+    let _ = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: {message}");
+    });
+}
+
+fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
+    let device = crate::device_by_name(&a.device)?;
+    let (inputs, missing) = crate::infer::expand_inputs(&a.inputs);
+    for m in &missing {
+        eprintln!("error: {m}");
+    }
+    if inputs.is_empty() {
+        bail!("no input images");
+    }
+    let model_path = crate::zoo::resolve(&a.model)?;
+    let mut colorizer = Colorizer::load(&model_path, &device)?.with_fit(a.fit);
+    if let Some(s) = a.size {
+        colorizer = colorizer.with_size(s)?;
+    }
+    let single_file_out =
+        inputs.len() == 1 && a.inputs.len() == 1 && a.out.extension().is_some() && !a.out.is_dir();
+    let opts = BatchOptions {
+        out_dir: a.out.clone(),
+        format: a.format.clone(),
+        out_file: single_file_out.then(|| a.out.clone()),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt(stop.clone(), "stopping after the current image");
+    let quiet = a.quiet;
+    let results = crate::infer::run_batch(
+        &inputs,
+        &opts,
+        &|img| {
+            if stop.load(Ordering::SeqCst) {
+                bail!("skipped: interrupted");
+            }
+            Ok(colorizer.colorize_image(img))
+        },
+        &|r| match (&r.output, &r.error) {
+            (Some(o), _) if !quiet => eprintln!("{} -> {}", r.input.display(), o.display()),
+            (_, Some(e)) => eprintln!("error: {e}"),
+            _ => {}
+        },
+    );
+    let failed = results.iter().filter(|r| r.error.is_some()).count() + missing.len();
+    if failed > 0 {
+        eprintln!(
+            "{failed} of {} input(s) failed",
+            results.len() + missing.len()
+        );
+        return Ok(ExitCode::from(EXIT_PARTIAL));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,369 @@
+//! Colour maths: sRGB <-> linear RGB <-> CIE XYZ (D65) <-> CIE L*a*b*, as the seed's
+//! equations (2)-(13) specify, and the one place where L*a*b* is scaled into [-1, 1]
+//! for the networks.
+//!
+//! All conversions work on `f32` values. sRGB components are in [0, 1]; L is in [0, 100];
+//! a and b are unbounded but in practice within about [-110, 110] for sRGB colours.
+
+use image::{GrayImage, Rgb32FImage, RgbImage};
+
+/// CIE epsilon, 216/24389 (the exact form of 0.008856, seed eq. 13).
+pub const EPSILON: f32 = 216.0 / 24389.0;
+/// CIE kappa, 24389/27 (the exact form of 903.3, seed eq. 13).
+pub const KAPPA: f32 = 24389.0 / 27.0;
+
+/// D65 reference white, Y normalised to 1.
+pub const D65: [f32; 3] = [0.950_47, 1.0, 1.088_83];
+
+/// sRGB (linear) -> XYZ matrix for the sRGB primaries and D65 white (seed eq. 3-5).
+/// Rows are X, Y, Z; columns r, g, b.
+pub const RGB_TO_XYZ: [[f32; 3]; 3] = [
+    [0.412_456_4, 0.357_576_1, 0.180_437_5],
+    [0.212_672_9, 0.715_152_2, 0.072_175],
+    [0.019_333_9, 0.119_192, 0.950_304_1],
+];
+
+/// Inverse of [`RGB_TO_XYZ`].
+pub const XYZ_TO_RGB: [[f32; 3]; 3] = [
+    [3.240_454_2, -1.537_138_5, -0.498_531_4],
+    [-0.969_266, 1.876_010_8, 0.041_556],
+    [0.055_643_4, -0.204_025_9, 1.057_225_2],
+];
+
+/// Companded sRGB component V in [0, 1] -> linear v (seed eq. 2).
+#[inline]
+pub fn srgb_to_linear(v: f32) -> f32 {
+    if v <= 0.04045 {
+        v / 12.92
+    } else {
+        ((v + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// Linear component -> companded sRGB (inverse of eq. 2).
+#[inline]
+pub fn linear_to_srgb(v: f32) -> f32 {
+    if v <= 0.003_130_8 {
+        v * 12.92
+    } else {
+        1.055 * v.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+#[inline]
+fn mat3(m: &[[f32; 3]; 3], v: [f32; 3]) -> [f32; 3] {
+    [
+        m[0][0] * v[0] + m[0][1] * v[1] + m[0][2] * v[2],
+        m[1][0] * v[0] + m[1][1] * v[1] + m[1][2] * v[2],
+        m[2][0] * v[0] + m[2][1] * v[1] + m[2][2] * v[2],
+    ]
+}
+
+/// Seed eq. 9-11.
+#[inline]
+fn lab_f(t: f32) -> f32 {
+    if t > EPSILON {
+        t.cbrt()
+    } else {
+        (KAPPA * t + 16.0) / 116.0
+    }
+}
+
+#[inline]
+fn lab_f_inv(f: f32) -> f32 {
+    let f3 = f * f * f;
+    if f3 > EPSILON {
+        f3
+    } else {
+        (116.0 * f - 16.0) / KAPPA
+    }
+}
+
+/// sRGB in [0, 1] -> XYZ (D65, Y of white = 1).
+#[inline]
+pub fn srgb_to_xyz(rgb: [f32; 3]) -> [f32; 3] {
+    mat3(
+        &RGB_TO_XYZ,
+        [
+            srgb_to_linear(rgb[0]),
+            srgb_to_linear(rgb[1]),
+            srgb_to_linear(rgb[2]),
+        ],
+    )
+}
+
+/// XYZ -> L*a*b* (seed eq. 6-12).
+#[inline]
+pub fn xyz_to_lab(xyz: [f32; 3]) -> [f32; 3] {
+    let fx = lab_f(xyz[0] / D65[0]);
+    let fy = lab_f(xyz[1] / D65[1]);
+    let fz = lab_f(xyz[2] / D65[2]);
+    [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
+}
+
+/// L*a*b* -> XYZ (inverse of eq. 6-12; for L the exact inverse of the linear branch is used).
+#[inline]
+pub fn lab_to_xyz(lab: [f32; 3]) -> [f32; 3] {
+    let fy = (lab[0] + 16.0) / 116.0;
+    let fx = fy + lab[1] / 500.0;
+    let fz = fy - lab[2] / 200.0;
+    let yr = if lab[0] > KAPPA * EPSILON {
+        fy * fy * fy
+    } else {
+        lab[0] / KAPPA
+    };
+    [lab_f_inv(fx) * D65[0], yr * D65[1], lab_f_inv(fz) * D65[2]]
+}
+
+/// sRGB in [0, 1] -> L*a*b*.
+#[inline]
+pub fn srgb_to_lab(rgb: [f32; 3]) -> [f32; 3] {
+    xyz_to_lab(srgb_to_xyz(rgb))
+}
+
+/// L*a*b* -> sRGB, clamped into [0, 1] (out-of-gamut colours are clipped per channel).
+#[inline]
+pub fn lab_to_srgb(lab: [f32; 3]) -> [f32; 3] {
+    let lin = mat3(&XYZ_TO_RGB, lab_to_xyz(lab));
+    [
+        linear_to_srgb(lin[0].clamp(0.0, 1.0)),
+        linear_to_srgb(lin[1].clamp(0.0, 1.0)),
+        linear_to_srgb(lin[2].clamp(0.0, 1.0)),
+    ]
+}
+
+/// 8-bit sRGB -> L*a*b*.
+#[inline]
+pub fn rgb8_to_lab(p: [u8; 3]) -> [f32; 3] {
+    srgb_to_lab([
+        p[0] as f32 / 255.0,
+        p[1] as f32 / 255.0,
+        p[2] as f32 / 255.0,
+    ])
+}
+
+/// L*a*b* -> 8-bit sRGB (rounded, clamped).
+#[inline]
+pub fn lab_to_rgb8(lab: [f32; 3]) -> [u8; 3] {
+    let c = lab_to_srgb(lab);
+    [
+        (c[0] * 255.0).round() as u8,
+        (c[1] * 255.0).round() as u8,
+        (c[2] * 255.0).round() as u8,
+    ]
+}
+
+/// L* of a gray sRGB value in [0, 1] (R = G = B), which is exact: Y = linear(v).
+#[inline]
+pub fn gray_to_l(v: f32) -> f32 {
+    let y = srgb_to_linear(v);
+    116.0 * lab_f(y) - 16.0
+}
+
+/// The one place where L*a*b* is scaled for the networks: L in [0, 100] maps to [-1, 1],
+/// a and b are divided by [`AB_SCALE`] (so the sRGB gamut, |a|,|b| < 110, lies in [-1, 1]).
+pub mod scale {
+    /// a and b are divided by this before entering a network, and the tanh output
+    /// is multiplied by it.
+    pub const AB_SCALE: f32 = 110.0;
+
+    #[inline]
+    pub fn l_to_net(l: f32) -> f32 {
+        l / 50.0 - 1.0
+    }
+    #[inline]
+    pub fn l_from_net(x: f32) -> f32 {
+        (x + 1.0) * 50.0
+    }
+    #[inline]
+    pub fn ab_to_net(ab: f32) -> f32 {
+        ab / AB_SCALE
+    }
+    #[inline]
+    pub fn ab_from_net(x: f32) -> f32 {
+        x * AB_SCALE
+    }
+}
+
+/// A planar L*a*b* image: three `width * height` planes, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabImage {
+    pub width: u32,
+    pub height: u32,
+    pub l: Vec<f32>,
+    pub a: Vec<f32>,
+    pub b: Vec<f32>,
+}
+
+impl LabImage {
+    /// Converts an 8-bit sRGB image.
+    pub fn from_rgb8(img: &RgbImage) -> Self {
+        let n = (img.width() * img.height()) as usize;
+        let (mut l, mut a, mut b) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for (i, p) in img.pixels().enumerate() {
+            let lab = rgb8_to_lab(p.0);
+            l[i] = lab[0];
+            a[i] = lab[1];
+            b[i] = lab[2];
+        }
+        Self {
+            width: img.width(),
+            height: img.height(),
+            l,
+            a,
+            b,
+        }
+    }
+
+    /// Converts a floating-point sRGB image (components in [0, 1]; 16-bit inputs keep
+    /// their precision this way).
+    pub fn from_rgb32f(img: &Rgb32FImage) -> Self {
+        let n = (img.width() * img.height()) as usize;
+        let (mut l, mut a, mut b) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for (i, p) in img.pixels().enumerate() {
+            let lab = srgb_to_lab(p.0.map(|c| c.clamp(0.0, 1.0)));
+            l[i] = lab[0];
+            a[i] = lab[1];
+            b[i] = lab[2];
+        }
+        Self {
+            width: img.width(),
+            height: img.height(),
+            l,
+            a,
+            b,
+        }
+    }
+
+    /// Gray image (a = b = 0) from an 8-bit luma image interpreted as sRGB gray.
+    pub fn from_gray8(img: &GrayImage) -> Self {
+        let lut: Vec<f32> = (0..256).map(|v| gray_to_l(v as f32 / 255.0)).collect();
+        let l: Vec<f32> = img.pixels().map(|p| lut[p.0[0] as usize]).collect();
+        let n = l.len();
+        Self {
+            width: img.width(),
+            height: img.height(),
+            l,
+            a: vec![0.0; n],
+            b: vec![0.0; n],
+        }
+    }
+
+    /// Converts back to 8-bit sRGB.
+    pub fn to_rgb8(&self) -> RgbImage {
+        let mut out = RgbImage::new(self.width, self.height);
+        for (i, p) in out.pixels_mut().enumerate() {
+            p.0 = lab_to_rgb8([self.l[i], self.a[i], self.b[i]]);
+        }
+        out
+    }
+
+    /// Converts back to 16-bit sRGB.
+    pub fn to_rgb16(&self) -> image::ImageBuffer<image::Rgb<u16>, Vec<u16>> {
+        let mut out = image::ImageBuffer::new(self.width, self.height);
+        for (i, p) in out.pixels_mut().enumerate() {
+            let c = lab_to_srgb([self.l[i], self.a[i], self.b[i]]);
+            *p = image::Rgb(c.map(|v| (v * 65535.0).round() as u16));
+        }
+        out
+    }
+
+    /// The L plane rendered as an 8-bit gray sRGB image (R = G = B), for sample grids.
+    pub fn l_as_rgb8(&self) -> RgbImage {
+        let mut out = RgbImage::new(self.width, self.height);
+        for (i, p) in out.pixels_mut().enumerate() {
+            let v = lab_to_rgb8([self.l[i], 0.0, 0.0]);
+            p.0 = v;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f32, b: f32, tol: f32) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn white_is_l100_a0_b0() {
+        let lab = rgb8_to_lab([255, 255, 255]);
+        assert!(close(lab[0], 100.0, 1e-3), "{lab:?}");
+        assert!(close(lab[1], 0.0, 1e-2), "{lab:?}");
+        assert!(close(lab[2], 0.0, 1e-2), "{lab:?}");
+    }
+
+    #[test]
+    fn black_is_l0() {
+        let lab = rgb8_to_lab([0, 0, 0]);
+        assert!(lab.iter().all(|v| v.abs() < 1e-4), "{lab:?}");
+    }
+
+    #[test]
+    fn published_reference_values() {
+        // Published (e.g. Lindbloom's calculator, D65, sRGB) values.
+        let cases: [([u8; 3], [f32; 3]); 4] = [
+            ([255, 0, 0], [53.24, 80.09, 67.20]),
+            ([0, 255, 0], [87.73, -86.18, 83.18]),
+            ([0, 0, 255], [32.30, 79.19, -107.86]),
+            ([128, 128, 128], [53.59, 0.0, 0.0]),
+        ];
+        for (rgb, want) in cases {
+            let got = rgb8_to_lab(rgb);
+            for k in 0..3 {
+                assert!(
+                    close(got[k], want[k], 0.02),
+                    "{rgb:?}: got {got:?}, want {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_within_one_level() {
+        // Every 5th level on each axis plus the extremes: 52^3 colours.
+        let levels: Vec<u8> = (0..=255u16)
+            .step_by(5)
+            .map(|v| v as u8)
+            .chain([255])
+            .collect();
+        for &r in &levels {
+            for &g in &levels {
+                for &b in &levels {
+                    let back = lab_to_rgb8(rgb8_to_lab([r, g, b]));
+                    for (x, y) in [r, g, b].iter().zip(back) {
+                        assert!(
+                            (*x as i16 - y as i16).abs() <= 1,
+                            "{:?} -> {back:?}",
+                            [r, g, b]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gray_l_matches_full_conversion() {
+        for v in 0..=255u8 {
+            let full = rgb8_to_lab([v, v, v])[0];
+            assert!(close(gray_to_l(v as f32 / 255.0), full, 1e-3));
+        }
+    }
+
+    #[test]
+    fn net_scaling_is_inverse_and_bounded() {
+        use scale::*;
+        assert_eq!(l_to_net(0.0), -1.0);
+        assert_eq!(l_to_net(100.0), 1.0);
+        assert!(close(l_from_net(l_to_net(37.5)), 37.5, 1e-5));
+        assert!(close(ab_from_net(ab_to_net(-86.18)), -86.18, 1e-4));
+        // The whole sRGB gamut's a, b fit in [-1, 1] after scaling.
+        for rgb in [[0, 255, 0], [0, 0, 255], [255, 0, 255], [255, 255, 0]] {
+            let lab = rgb8_to_lab(rgb);
+            assert!(ab_to_net(lab[1]).abs() <= 1.0 && ab_to_net(lab[2]).abs() <= 1.0);
+        }
+    }
+}

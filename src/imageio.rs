@@ -1,0 +1,170 @@
+//! Reading and writing image files: format sniffing, decoding limits, EXIF orientation, and
+//! atomic writes in the format the output extension names.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+
+/// Largest image accepted, in pixels per side and in total (guards decoders against
+/// decompression bombs).
+pub const MAX_SIDE: u32 = 30_000;
+pub const MAX_PIXELS: u64 = 120_000_000;
+/// Largest decoder allocation, in bytes.
+pub const MAX_ALLOC: u64 = 2 << 30;
+
+/// JPEG quality used for outputs.
+pub const JPEG_QUALITY: u8 = 95;
+
+fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.max_image_width = Some(MAX_SIDE);
+    l.max_image_height = Some(MAX_SIDE);
+    l.max_alloc = Some(MAX_ALLOC);
+    l
+}
+
+/// Opens and decodes an image, sniffing the format from its content (falling back to the
+/// extension), enforcing size limits and applying its EXIF orientation. Errors name the file.
+pub fn open(path: &Path) -> Result<DynamicImage> {
+    decode(path).with_context(|| path.display().to_string())
+}
+
+fn decode(path: &Path) -> Result<DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read: {e}"))?;
+    decode_bytes(&bytes, ImageFormat::from_path(path).ok())
+}
+
+/// Decodes an in-memory image (format sniffed from the content, else `hint`), with the same
+/// limits, checks and orientation handling as [`open`].
+pub fn decode_bytes(bytes: &[u8], hint: Option<ImageFormat>) -> Result<DynamicImage> {
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes));
+    reader.limits(limits());
+    let reader = reader
+        .with_guessed_format()
+        .map_err(|e| anyhow!("cannot read: {e}"))?;
+    // Every supported format starts with a signature, so content that matches none is not an
+    // image, whatever its extension says.
+    if reader.format().is_none() {
+        return Err(match hint {
+            Some(f) => anyhow!("not an image: content is not {f:?} (or any supported format)"),
+            None => anyhow!("not an image: unrecognised content"),
+        });
+    }
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(anyhow!(
+            "corrupt or truncated image: JPEG data ends before its end-of-image marker"
+        ));
+    }
+    let mut decoder = reader.into_decoder().map_err(describe)?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(anyhow!("image has no pixels ({w}x{h})"));
+    }
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(anyhow!(
+            "image too large: {w}x{h} exceeds the limit of {MAX_PIXELS} pixels"
+        ));
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(describe)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// A JPEG is complete when an end-of-image marker (FF D9) follows its last start-of-scan
+/// marker (FF DA). The decoder itself fills a truncated scan with gray instead of failing.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(i) => bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
+}
+
+fn describe(e: image::ImageError) -> anyhow::Error {
+    match e {
+        image::ImageError::Limits(l) => anyhow!("image too large to decode within limits ({l})"),
+        image::ImageError::Unsupported(u) => anyhow!("unsupported image: {u}"),
+        image::ImageError::Decoding(d) => anyhow!("corrupt or truncated image: {d}"),
+        other => anyhow!("{other}"),
+    }
+}
+
+/// Whether the image carries more than 8 bits per channel.
+pub fn is_high_bit_depth(img: &DynamicImage) -> bool {
+    !matches!(
+        img,
+        DynamicImage::ImageLuma8(_)
+            | DynamicImage::ImageLumaA8(_)
+            | DynamicImage::ImageRgb8(_)
+            | DynamicImage::ImageRgba8(_)
+    )
+}
+
+/// The image format an output path's extension names.
+pub fn format_for(path: &Path) -> Result<ImageFormat> {
+    ImageFormat::from_path(path).map_err(|_| {
+        anyhow!(
+            "{}: unknown output format (use .png, .jpg, .webp, .tif or .bmp)",
+            path.display()
+        )
+    })
+}
+
+/// A temporary sibling of `path` with the same extension (so encoders pick the format).
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+/// Writes `f`'s output to a temporary file next to `path` and renames it into place, so a
+/// crash never leaves a half-written file under the final name.
+pub fn write_atomic(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    }
+    let tmp = temp_sibling(path);
+    let result = f(&tmp).and_then(|_| {
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("{}: cannot rename into place", path.display()))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves an image atomically in the format of `path`'s extension. 16-bit images are kept
+/// 16-bit where the format allows it (PNG, TIFF); JPEG is written at quality 95.
+pub fn save(img: &DynamicImage, path: &Path) -> Result<()> {
+    let format = format_for(path)?;
+    write_atomic(path, |tmp| {
+        let res = match format {
+            ImageFormat::Jpeg => {
+                let file = File::create(tmp)?;
+                let enc = JpegEncoder::new_with_quality(BufWriter::new(file), JPEG_QUALITY);
+                img.to_rgb8().write_with_encoder(enc)
+            }
+            ImageFormat::Png | ImageFormat::Tiff => img.save_with_format(tmp, format),
+            _ => DynamicImage::ImageRgb8(img.to_rgb8()).save_with_format(tmp, format),
+        };
+        res.with_context(|| format!("{}: cannot write image", path.display()))
+    })
+}
+
+/// Writes bytes atomically.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |tmp| {
+        std::fs::write(tmp, bytes).with_context(|| format!("{}: cannot write", path.display()))
+    })
+}

@@ -1,0 +1,327 @@
+//! Full-resolution colourisation with a trained generator: the network sees L at its working
+//! size; its ab prediction is upsampled to the original size and merged with the original L,
+//! so the output has the input's size and lightness.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow, bail};
+use burn::prelude::*;
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageBuffer, Luma};
+use serde::{Deserialize, Serialize};
+
+use crate::color::{LabImage, scale};
+use crate::model::{Generator, GeneratorConfig, store};
+
+/// How the image is brought to the network's square working size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fit {
+    /// Stretch to a square (as DeOldify does); every network pixel covers image content.
+    #[default]
+    Stretch,
+    /// Scale the long side to the working size and pad the short side by edge replication,
+    /// keeping the aspect ratio.
+    Pad,
+}
+
+type PlaneF32 = ImageBuffer<Luma<f32>, Vec<f32>>;
+
+fn plane(w: u32, h: u32, v: Vec<f32>) -> PlaneF32 {
+    ImageBuffer::from_raw(w, h, v).expect("plane length matches its size")
+}
+
+/// A generator ready for inference.
+pub struct Colorizer {
+    g: Generator,
+    config: GeneratorConfig,
+    device: Device,
+    /// Working size (square side, pixels).
+    pub size: usize,
+    pub fit: Fit,
+    /// Where the weights came from.
+    pub source: PathBuf,
+}
+
+impl Colorizer {
+    /// Loads a generator file or run directory.
+    pub fn load(path: &Path, device: &Device) -> Result<Colorizer> {
+        let file = if path.is_dir() {
+            store::run_generator_path(path)
+        } else {
+            path.to_path_buf()
+        };
+        if !file.exists() {
+            bail!(
+                "{}: no trained generator here (expected {})",
+                path.display(),
+                file.display()
+            );
+        }
+        let (g, config) = store::load_generator(&file, device)?;
+        Ok(Colorizer::new(g.valid(), config, device, file))
+    }
+
+    pub fn new(
+        g: Generator,
+        config: GeneratorConfig,
+        device: &Device,
+        source: PathBuf,
+    ) -> Colorizer {
+        let size = config.size;
+        Colorizer {
+            g,
+            config,
+            device: device.clone(),
+            size,
+            fit: Fit::Stretch,
+            source,
+        }
+    }
+
+    /// Sets the working size (rounded to what the architecture accepts).
+    pub fn with_size(mut self, size: usize) -> Result<Colorizer> {
+        let m = self.config.stride_multiple();
+        if size < m {
+            bail!("working size {size} is below this model's minimum of {m}");
+        }
+        self.size = size / m * m;
+        Ok(self)
+    }
+
+    pub fn with_fit(mut self, fit: Fit) -> Colorizer {
+        self.fit = fit;
+        self
+    }
+
+    pub fn config(&self) -> &GeneratorConfig {
+        &self.config
+    }
+
+    /// Predicts ab for each L plane (full resolution) and returns full-resolution L*a*b*
+    /// images whose L planes are the inputs'.
+    pub fn colorize_planes(&self, inputs: &[LabImage]) -> Vec<LabImage> {
+        let s = self.size;
+        let mut batch = Vec::with_capacity(inputs.len() * s * s);
+        let mut boxes = Vec::with_capacity(inputs.len());
+        for img in inputs {
+            let (net_l, content) = self.to_working(img);
+            batch.extend(net_l);
+            boxes.push(content);
+        }
+        let x = Tensor::<4>::from_data(
+            TensorData::new(batch, [inputs.len(), 1, s, s]),
+            &self.device,
+        );
+        let ab = self
+            .g
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        inputs
+            .iter()
+            .zip(ab.chunks(2 * s * s))
+            .zip(boxes)
+            .map(|((img, ab), content)| self.merge(img, ab, content))
+            .collect()
+    }
+
+    /// L at working size in network scale, and the content box (x, y, w, h) inside it.
+    fn to_working(&self, img: &LabImage) -> (Vec<f32>, (u32, u32, u32, u32)) {
+        let s = self.size as u32;
+        let l = plane(img.width, img.height, img.l.clone());
+        match self.fit {
+            Fit::Stretch => {
+                let r = image::imageops::resize(&l, s, s, FilterType::CatmullRom);
+                (
+                    r.into_raw().into_iter().map(scale::l_to_net).collect(),
+                    (0, 0, s, s),
+                )
+            }
+            Fit::Pad => {
+                let k = s as f64 / img.width.max(img.height) as f64;
+                let w = ((img.width as f64 * k).round() as u32).clamp(1, s);
+                let h = ((img.height as f64 * k).round() as u32).clamp(1, s);
+                let r = image::imageops::resize(&l, w, h, FilterType::CatmullRom);
+                let (x0, y0) = ((s - w) / 2, (s - h) / 2);
+                let mut out = Vec::with_capacity((s * s) as usize);
+                for y in 0..s {
+                    let yy = y.saturating_sub(y0).min(h - 1);
+                    for x in 0..s {
+                        let xx = x.saturating_sub(x0).min(w - 1);
+                        out.push(scale::l_to_net(r.get_pixel(xx, yy).0[0]));
+                    }
+                }
+                (out, (x0, y0, w, h))
+            }
+        }
+    }
+
+    /// Crops the content box of the predicted ab, upsamples it bilinearly to the input's size
+    /// and pairs it with the input's L.
+    fn merge(&self, img: &LabImage, ab: &[f32], (x0, y0, w, h): (u32, u32, u32, u32)) -> LabImage {
+        let s = self.size as u32;
+        let n = (s * s) as usize;
+        let up = |p: &[f32]| -> Vec<f32> {
+            let full = plane(s, s, p.iter().map(|&v| scale::ab_from_net(v)).collect());
+            let crop = image::imageops::crop_imm(&full, x0, y0, w, h).to_image();
+            image::imageops::resize(&crop, img.width, img.height, FilterType::Triangle).into_raw()
+        };
+        LabImage {
+            width: img.width,
+            height: img.height,
+            l: img.l.clone(),
+            a: up(&ab[..n]),
+            b: up(&ab[n..2 * n]),
+        }
+    }
+
+    /// Colourises a decoded image. Colour inputs are reduced to their L; 16-bit inputs keep
+    /// 16 bits.
+    pub fn colorize_image(&self, img: &DynamicImage) -> DynamicImage {
+        let lab = lab_of(img);
+        let out = self.colorize_planes(std::slice::from_ref(&lab)).remove(0);
+        if crate::imageio::is_high_bit_depth(img) {
+            DynamicImage::ImageRgb16(out.to_rgb16())
+        } else {
+            DynamicImage::ImageRgb8(out.to_rgb8())
+        }
+    }
+}
+
+/// L*a*b* of a decoded image, at full precision for high-bit-depth inputs.
+pub fn lab_of(img: &DynamicImage) -> LabImage {
+    match img {
+        DynamicImage::ImageLuma8(g) => LabImage::from_gray8(g),
+        _ if crate::imageio::is_high_bit_depth(img) => LabImage::from_rgb32f(&img.to_rgb32f()),
+        _ => LabImage::from_rgb8(&img.to_rgb8()),
+    }
+}
+
+/// Where the output for `input` goes.
+pub fn output_path(
+    input: &Path,
+    rel: Option<&Path>,
+    out_dir: &Path,
+    format: Option<&str>,
+) -> PathBuf {
+    let rel = rel
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(input.file_name().unwrap_or_default()));
+    let mut p = out_dir.join(rel);
+    if let Some(ext) = format {
+        p.set_extension(ext);
+    }
+    p
+}
+
+/// One input of a colourise batch: the file and its path relative to the output folder.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub path: PathBuf,
+    pub rel: PathBuf,
+}
+
+/// Expands files, folders (recursively) and glob patterns into inputs.
+/// Returns the inputs and the arguments that matched nothing.
+pub fn expand_inputs(args: &[String]) -> (Vec<Input>, Vec<String>) {
+    let mut inputs = Vec::new();
+    let mut missing = Vec::new();
+    for arg in args {
+        let p = PathBuf::from(arg);
+        if p.is_dir() {
+            match crate::data::find_images(&p) {
+                Ok(files) if !files.is_empty() => inputs.extend(files.into_iter().map(|f| {
+                    Input {
+                        rel: f
+                            .strip_prefix(&p)
+                            .map(Path::to_path_buf)
+                            .unwrap_or_else(|_| f.clone()),
+                        path: f,
+                    }
+                })),
+                _ => missing.push(format!("{arg}: no images in folder")),
+            }
+        } else if p.exists() {
+            inputs.push(Input {
+                rel: PathBuf::from(p.file_name().unwrap_or_default()),
+                path: p,
+            });
+        } else if arg.contains(['*', '?', '[']) {
+            let matches: Vec<PathBuf> = glob::glob(arg)
+                .map(|g| g.flatten().filter(|f| f.is_file()).collect())
+                .unwrap_or_default();
+            if matches.is_empty() {
+                missing.push(format!("{arg}: no file matches"));
+            }
+            inputs.extend(matches.into_iter().map(|f| Input {
+                rel: PathBuf::from(f.file_name().unwrap_or_default()),
+                path: f,
+            }));
+        } else {
+            missing.push(format!("{arg}: no such file or folder"));
+        }
+    }
+    (inputs, missing)
+}
+
+/// Options of a colourise batch.
+#[derive(Clone, Debug, Default)]
+pub struct BatchOptions {
+    pub out_dir: PathBuf,
+    /// Output extension overriding the input's.
+    pub format: Option<String>,
+    /// A single explicit output file (only with one input).
+    pub out_file: Option<PathBuf>,
+}
+
+/// Outcome of one file.
+pub struct FileResult {
+    pub input: PathBuf,
+    pub output: Option<PathBuf>,
+    pub error: Option<String>,
+}
+
+/// Colourises every input with `f`, continuing past failures. Each failure is one line naming
+/// the file and the problem.
+pub fn run_batch(
+    inputs: &[Input],
+    opts: &BatchOptions,
+    f: &dyn Fn(&DynamicImage) -> Result<DynamicImage>,
+    on_done: &dyn Fn(&FileResult),
+) -> Vec<FileResult> {
+    inputs
+        .iter()
+        .map(|input| {
+            let out = opts.out_file.clone().unwrap_or_else(|| {
+                output_path(
+                    &input.path,
+                    Some(&input.rel),
+                    &opts.out_dir,
+                    opts.format.as_deref(),
+                )
+            });
+            let result = (|| -> Result<()> {
+                crate::imageio::format_for(&out)?;
+                let img = crate::imageio::open(&input.path)?;
+                let colored = f(&img).map_err(|e| anyhow!("{}: {e:#}", input.path.display()))?;
+                crate::imageio::save(&colored, &out)
+            })();
+            let r = match result {
+                Ok(()) => FileResult {
+                    input: input.path.clone(),
+                    output: Some(out),
+                    error: None,
+                },
+                Err(e) => FileResult {
+                    input: input.path.clone(),
+                    output: None,
+                    error: Some(format!("{e:#}")),
+                },
+            };
+            on_done(&r);
+            r
+        })
+        .collect()
+}

@@ -1,0 +1,31 @@
+//! tinct: colourise black-and-white photos, drawings and video with a conditional GAN
+//! (pix2pix in CIE L*a*b*: L is kept, a and b are predicted).
+
+pub mod bench;
+pub mod cli;
+pub mod color;
+pub mod data;
+pub mod imageio;
+pub mod infer;
+pub mod metrics;
+pub mod model;
+pub mod train;
+pub mod zoo;
+
+/// The compute device named by `--device`.
+pub fn device_by_name(name: &str) -> anyhow::Result<burn::prelude::Device> {
+    use burn::prelude::Device;
+    match name {
+        "cpu" => Ok(Device::flex()),
+        #[cfg(feature = "vulkan")]
+        "vulkan" => Ok(Device::vulkan(burn::tensor::DeviceKind::default())),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::default())),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Device::cuda(0usize)),
+        "vulkan" | "wgpu" | "cuda" => anyhow::bail!(
+            "--device {name}: this build has no {name} support; rebuild with `cargo build --release --features {name}`"
+        ),
+        other => anyhow::bail!("--device {other}: unknown device (use cpu, vulkan, wgpu or cuda)"),
+    }
+}

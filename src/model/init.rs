@@ -1,0 +1,64 @@
+//! Weight initialisation shared by the networks: pix2pix's `init_weights(..., 'normal', 0.02)`,
+//! i.e. convolution weights from N(0, 0.02), biases 0, batch-norm scale from N(1, 0.02).
+
+use burn::module::{Param, ParamId};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+/// Standard deviation of pix2pix's normal initialisation.
+pub const INIT_STD: f64 = 0.02;
+
+/// A convolution config that can be initialised with N(0, 0.02) weights and zero bias.
+pub trait NormalInit {
+    type Module;
+    fn init_normal(self, device: &Device) -> Self::Module;
+}
+
+impl NormalInit for Conv2dConfig {
+    type Module = Conv2d;
+    fn init_normal(self, device: &Device) -> Conv2d {
+        let mut conv = self
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: INIT_STD,
+            })
+            .init(device);
+        conv.bias = conv
+            .bias
+            .map(|b| Param::initialized(ParamId::new(), b.val().zeros_like()));
+        conv
+    }
+}
+
+impl NormalInit for ConvTranspose2dConfig {
+    type Module = ConvTranspose2d;
+    fn init_normal(self, device: &Device) -> ConvTranspose2d {
+        let mut conv = self
+            .with_initializer(Initializer::Normal {
+                mean: 0.0,
+                std: INIT_STD,
+            })
+            .init(device);
+        conv.bias = conv
+            .bias
+            .map(|b| Param::initialized(ParamId::new(), b.val().zeros_like()));
+        conv
+    }
+}
+
+/// Builds a convolution (plain or transposed) with N(0, 0.02) weights and zero bias.
+pub fn normal_init<C: NormalInit>(config: C, device: &Device) -> C::Module {
+    config.init_normal(device)
+}
+
+/// Batch norm with scale from N(1, 0.02) and zero shift, as pix2pix initialises it.
+pub fn init_batch_norm(channels: usize, device: &Device) -> BatchNorm {
+    let mut bn = BatchNormConfig::new(channels).init(device);
+    bn.gamma = Param::initialized(
+        ParamId::new(),
+        Tensor::random([channels], Distribution::Normal(1.0, INIT_STD), device),
+    );
+    bn
+}

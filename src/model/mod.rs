@@ -1,0 +1,99 @@
+//! The networks: generators (L -> ab) and the discriminator, built from serialisable configs.
+
+mod init;
+pub mod patchgan;
+pub mod store;
+pub mod unet;
+
+use burn::module::{ModuleMapper, Param, ParamId};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use patchgan::{PatchGan, PatchGanConfig};
+pub use unet::{Unet, UnetConfig};
+
+/// Generator architectures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// The seed's pix2pix U-Net (`unet_256` at 256 px).
+    #[value(name = "unet256")]
+    Unet256,
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::Unet256 => "unet256",
+        })
+    }
+}
+
+/// Everything needed to rebuild a generator and use it: stored as `config.json` next to
+/// the weights.
+#[derive(Config, Debug, PartialEq)]
+pub struct GeneratorConfig {
+    #[config(default = "Arch::Unet256")]
+    pub arch: Arch,
+    /// Working size (pixels, square) the generator was trained at.
+    #[config(default = 256)]
+    pub size: usize,
+    pub unet: UnetConfig,
+}
+
+impl GeneratorConfig {
+    /// The seed's recipe at `size` pixels: `unet_256` with its depth lowered so the
+    /// innermost block stays 1x1.
+    pub fn unet_for_size(size: usize, ngf: usize) -> Self {
+        GeneratorConfig::new(
+            UnetConfig::new()
+                .with_ngf(ngf)
+                .with_depth(UnetConfig::depth_for_size(size)),
+        )
+        .with_size(size)
+    }
+
+    /// Side lengths must be multiples of this.
+    pub fn stride_multiple(&self) -> usize {
+        match self.arch {
+            Arch::Unet256 => 1 << self.unet.depth,
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> Generator {
+        match self.arch {
+            Arch::Unet256 => Generator::Unet(self.unet.init(device)),
+        }
+    }
+}
+
+/// A generator: `[B, 1, H, W]` L in [-1, 1] -> `[B, 2, H, W]` ab in [-1, 1].
+#[derive(Module, Debug)]
+pub enum Generator {
+    Unet(Unet),
+}
+
+impl Generator {
+    pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
+        match self {
+            Generator::Unet(g) => g.forward(l),
+        }
+    }
+}
+
+/// Gives every parameter of a module a deterministic id (`base`, `base + 1`, ... in visiting
+/// order). Optimiser state is keyed by parameter id, and safetensors files do not store ids,
+/// so a resumed run re-numbers its freshly built networks the same way before loading the
+/// optimiser state.
+pub fn renumber_params<M: Module>(module: M, base: u64) -> M {
+    struct Renumber(u64);
+    impl ModuleMapper for Renumber {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (_, value, mapper) = param.consume();
+            let id = ParamId::from(self.0);
+            self.0 += 1;
+            Param::from_mapped_value(id, value, mapper)
+        }
+    }
+    module.map(&mut Renumber(base))
+}

@@ -1,0 +1,800 @@
+//! Training: the seed's pix2pix recipe (cGAN + lambda * L1 in L*a*b*), with an optional
+//! L1-only pretraining stage, resumable checkpoints, a CSV log and per-epoch sample grids.
+
+pub mod checkpoint;
+pub mod loss;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, BadFiles, Batch, Prefetcher, Sample};
+use crate::model::{Generator, GeneratorConfig, PatchGan, PatchGanConfig, renumber_params, store};
+use checkpoint::{Checkpoint, TrainState};
+use loss::{bce_with_logits, l1};
+
+/// Every hyper-parameter of a training run; saved as `RUN_DIR/config.json`.
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    pub generator: GeneratorConfig,
+    pub discriminator: PatchGanConfig,
+    /// Images per batch.
+    #[config(default = 32)]
+    pub batch_size: usize,
+    /// Epochs of adversarial (GAN + L1) training.
+    #[config(default = 100)]
+    pub epochs: usize,
+    /// Epochs of L1-only generator pretraining run before the GAN epochs.
+    #[config(default = 0)]
+    pub pretrain_epochs: usize,
+    /// Adam learning rate of both networks.
+    #[config(default = 2e-4)]
+    pub lr: f64,
+    #[config(default = 0.5)]
+    pub beta1: f32,
+    #[config(default = 0.999)]
+    pub beta2: f32,
+    /// Adam epsilon (PyTorch's default; Burn's own default is 1e-5).
+    #[config(default = 1e-8)]
+    pub adam_epsilon: f32,
+    /// Weight of the L1 term (seed eq. 20's lambda).
+    #[config(default = 100.0)]
+    pub lambda_l1: f32,
+    /// Fraction of the data held out for validation when no validation folder is given.
+    #[config(default = 0.2)]
+    pub val_fraction: f64,
+    /// Seed of the split, the epoch order and the augmentation.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Random horizontal flips.
+    #[config(default = true)]
+    pub augment: bool,
+    /// Validation images shown in the per-epoch sample grid.
+    #[config(default = 4)]
+    pub sample_count: usize,
+    /// Most validation images scored per epoch (0: all).
+    #[config(default = 256)]
+    pub val_limit: usize,
+    /// Minutes between mid-epoch checkpoints (a checkpoint is also written every epoch).
+    #[config(default = 10.0)]
+    pub checkpoint_minutes: f64,
+}
+
+impl TrainConfig {
+    pub fn total_epochs(&self) -> usize {
+        self.pretrain_epochs + self.epochs
+    }
+    pub fn size(&self) -> usize {
+        self.generator.size
+    }
+    fn adam(&self) -> ModuleOptimizer {
+        AdamConfig::new()
+            .with_beta_1(self.beta1)
+            .with_beta_2(self.beta2)
+            .with_epsilon(self.adam_epsilon)
+            .init()
+    }
+}
+
+/// Where the data comes from and where the run goes; not part of the hyper-parameters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunPaths {
+    pub data: PathBuf,
+    pub val: Option<PathBuf>,
+    pub out: PathBuf,
+}
+
+/// How the run is driven.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub resume: bool,
+    pub force: bool,
+    /// Hide the progress bars and per-epoch lines.
+    pub quiet: bool,
+    /// Set (e.g. by Ctrl-C) to stop after the current step with a checkpoint.
+    pub stop: Arc<AtomicBool>,
+    /// On resume, the new number of GAN epochs (otherwise the saved run's).
+    pub resume_epochs: Option<usize>,
+}
+
+/// The mean losses of an epoch.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct LossSums {
+    pub steps: usize,
+    pub images: usize,
+    pub g_gan: f64,
+    pub g_l1: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+}
+
+impl LossSums {
+    fn add(&mut self, s: &StepLosses, images: usize) {
+        self.steps += 1;
+        self.images += images;
+        self.g_gan += s.g_gan as f64;
+        self.g_l1 += s.g_l1 as f64;
+        self.d_real += s.d_real as f64;
+        self.d_fake += s.d_fake as f64;
+    }
+    fn mean(&self, v: f64) -> f64 {
+        if self.steps == 0 {
+            f64::NAN
+        } else {
+            v / self.steps as f64
+        }
+    }
+}
+
+/// Losses of one step (L1 is the plain mean absolute ab error in network scale, before lambda).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepLosses {
+    pub g_gan: f32,
+    pub g_l1: f32,
+    pub d_real: f32,
+    pub d_fake: f32,
+}
+
+/// The two networks and their optimisers.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub g: Generator,
+    pub d: PatchGan,
+    pub opt_g: ModuleOptimizer,
+    pub opt_d: ModuleOptimizer,
+    pub device: Device,
+}
+
+/// Parameter-id bases so that optimiser state survives a save and reload.
+const G_ID_BASE: u64 = 1 << 32;
+const D_ID_BASE: u64 = 2 << 32;
+
+impl Trainer {
+    /// Fresh networks on `device` (an autodiff device).
+    pub fn new(config: TrainConfig, device: &Device) -> Trainer {
+        let device = device.clone().autodiff();
+        let g = renumber_params(config.generator.init(&device), G_ID_BASE);
+        let d = renumber_params(config.discriminator.init(&device), D_ID_BASE);
+        Trainer {
+            opt_g: config.adam(),
+            opt_d: config.adam(),
+            g,
+            d,
+            device,
+            config,
+        }
+    }
+
+    /// One pix2pix step. With `adversarial` false only the generator's L1 term is optimised
+    /// (stage 1); the discriminator is left untouched.
+    pub fn step(&mut self, batch: &Batch, adversarial: bool) -> StepLosses {
+        let cfg = &self.config;
+        let fake = self.g.forward(batch.l.clone());
+        if !adversarial {
+            let loss_l1 = l1(fake, batch.ab.clone());
+            let g_l1 = loss_l1.clone().into_scalar::<f32>();
+            let grads = GradientsParams::from_grads(loss_l1.backward(), &self.g);
+            self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
+            return StepLosses {
+                g_l1,
+                ..Default::default()
+            };
+        }
+
+        // Discriminator: real (L, ab) -> 1, fake (L, G(L)) -> 0, on a detached fake.
+        let real_pair = Tensor::cat(vec![batch.l.clone(), batch.ab.clone()], 1);
+        let fake_pair = Tensor::cat(vec![batch.l.clone(), fake.clone()], 1);
+        let loss_d_real = bce_with_logits(self.d.forward(real_pair), 1.0);
+        let loss_d_fake = bce_with_logits(self.d.forward(fake_pair.clone().detach()), 0.0);
+        let d_real = loss_d_real.clone().into_scalar::<f32>();
+        let d_fake = loss_d_fake.clone().into_scalar::<f32>();
+        let loss_d = (loss_d_real + loss_d_fake).mul_scalar(0.5);
+        let grads = GradientsParams::from_grads(loss_d.backward(), &self.d);
+        self.d = self.opt_d.step(cfg.lr, self.d.clone(), grads);
+
+        // Generator: fool the (frozen) discriminator, plus lambda * L1 (seed eq. 20).
+        let d_frozen = self.d.clone().no_grad();
+        let loss_g_gan = bce_with_logits(d_frozen.forward(fake_pair), 1.0);
+        let loss_g_l1 = l1(fake, batch.ab.clone());
+        let g_gan = loss_g_gan.clone().into_scalar::<f32>();
+        let g_l1 = loss_g_l1.clone().into_scalar::<f32>();
+        let loss_g = loss_g_gan + loss_g_l1.mul_scalar(cfg.lambda_l1);
+        let grads = GradientsParams::from_grads(loss_g.backward(), &self.g);
+        self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
+        StepLosses {
+            g_gan,
+            g_l1,
+            d_real,
+            d_fake,
+        }
+    }
+
+    /// The generator for inference (no autodiff, batch norm on running statistics).
+    pub fn inference_generator(&self) -> Generator {
+        self.g.valid()
+    }
+}
+
+/// One row of `log.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub stage: &'static str,
+    pub g_gan: f64,
+    pub g_l1: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+    pub val_l1: f64,
+    pub val_psnr: f64,
+    pub images_per_s: f64,
+    pub seconds: f64,
+}
+
+const LOG_HEADER: &str =
+    "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds";
+
+impl EpochLog {
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.3},{:.1}",
+            self.epoch,
+            self.stage,
+            self.g_gan,
+            self.g_l1,
+            self.d_real,
+            self.d_fake,
+            self.val_l1,
+            self.val_psnr,
+            self.images_per_s,
+            self.seconds
+        )
+    }
+}
+
+fn say(quiet: bool, msg: impl AsRef<str>) {
+    if !quiet {
+        eprintln!("{}", msg.as_ref());
+    }
+}
+
+/// Trains a model on a folder of colour images; see the README for the run directory layout.
+/// Returns the per-epoch log rows written in this call.
+pub fn train(
+    config: TrainConfig,
+    paths: &RunPaths,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<Vec<EpochLog>> {
+    let out = &paths.out;
+    let resuming = opts.resume && Checkpoint::latest(out)?.is_some();
+    let (config, paths) = if resuming {
+        // The saved run defines the hyper-parameters; only the epoch count may change.
+        let (mut saved, saved_paths) = checkpoint::read_run_config(out)?;
+        if let Some(e) = opts.resume_epochs {
+            saved.epochs = e;
+            checkpoint::write_run_config(out, &saved, &saved_paths)?;
+        }
+        (saved, saved_paths)
+    } else {
+        if out.exists()
+            && std::fs::read_dir(out)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+        {
+            if opts.resume {
+                bail!("{}: no checkpoint to resume from", out.display());
+            }
+            if !opts.force {
+                bail!(
+                    "{}: run directory exists; use --resume to continue it or --force to overwrite it",
+                    out.display()
+                );
+            }
+            checkpoint::clear_run_dir(out)?;
+        }
+        (config, paths.clone())
+    };
+    validate_config(&config)?;
+    std::fs::create_dir_all(out.join("samples"))
+        .with_context(|| format!("{}: cannot create", out.display()))?;
+
+    // Data.
+    let (train_files, val_files) = match &paths.val {
+        Some(v) => (data::require_images(&paths.data)?, data::require_images(v)?),
+        None => {
+            let all = data::require_images(&paths.data)?;
+            if all.len() < 2 {
+                bail!(
+                    "{}: need at least 2 images to split into training and validation",
+                    paths.data.display()
+                );
+            }
+            data::split(all, config.val_fraction, config.seed)
+        }
+    };
+    let size = config.size();
+    let bad = BadFiles::default();
+    let quiet = opts.quiet;
+    let on_error: Arc<dyn Fn(String) + Send + Sync> =
+        Arc::new(move |m| say(quiet, format!("warning: {m}")));
+
+    let mut trainer = Trainer::new(config.clone(), device);
+    let mut state = TrainState::default();
+    if resuming {
+        let ck = Checkpoint::latest(out)?.expect("checked above");
+        ck.load_into(&mut trainer, &mut state)?;
+        say(
+            quiet,
+            format!(
+                "resuming {} at epoch {}, step {}",
+                out.display(),
+                state.epoch + 1,
+                state.step
+            ),
+        );
+    } else {
+        checkpoint::write_run_config(out, &config, &paths)?;
+        crate::imageio::write_bytes_atomic(
+            &out.join("log.csv"),
+            format!("{LOG_HEADER}\n").as_bytes(),
+        )?;
+    }
+    say(
+        quiet,
+        format!(
+            "training on {} images, validating on {} ({}x{} px, batch {}, {} epochs)",
+            train_files.len(),
+            val_files.len(),
+            size,
+            size,
+            config.batch_size,
+            config.total_epochs()
+        ),
+    );
+
+    let val_limit = if config.val_limit == 0 {
+        val_files.len()
+    } else {
+        config.val_limit.min(val_files.len())
+    };
+    let val_samples = data::load_samples(
+        &val_files[..val_limit],
+        size as u32,
+        &vec![false; val_limit],
+        &bad,
+        &*on_error,
+    );
+    if val_samples.is_empty() {
+        bail!("no validation image could be decoded");
+    }
+
+    let mut logs = Vec::new();
+    let mut last_ckpt = Instant::now();
+    while state.epoch < config.total_epochs() {
+        let epoch = state.epoch; // 0-based
+        let adversarial = epoch >= config.pretrain_epochs;
+        let (order, flips) =
+            data::epoch_plan(train_files.len(), config.seed, epoch, config.augment);
+        let batches: Vec<(Vec<PathBuf>, Vec<bool>)> = order
+            .chunks(config.batch_size)
+            .map(|c| {
+                (
+                    c.iter().map(|&i| train_files[i].clone()).collect(),
+                    c.iter().map(|&i| flips[i]).collect(),
+                )
+            })
+            .collect();
+        let n_batches = batches.len();
+        let start_step = state.step.min(n_batches);
+        let mut prefetch = Prefetcher::start(
+            batches[start_step..].to_vec(),
+            size as u32,
+            bad.clone(),
+            on_error.clone(),
+        );
+        let bar = progress_bar(n_batches as u64, quiet);
+        bar.set_position(start_step as u64);
+        bar.set_prefix(format!("epoch {}/{}", epoch + 1, config.total_epochs()));
+        let t0 = Instant::now();
+        let mut images_this_call = 0usize;
+        let mut interrupted = false;
+        while state.step < n_batches {
+            let Some(samples) = prefetch.next_batch() else {
+                break;
+            };
+            state.step += 1;
+            state.total_steps += 1;
+            if samples.len() >= 2 || (samples.len() == 1 && !adversarial) {
+                let batch = Batch::from_samples(&samples, size, &trainer.device);
+                let losses = trainer.step(&batch, adversarial);
+                if !(losses.g_l1.is_finite()
+                    && losses.g_gan.is_finite()
+                    && losses.d_real.is_finite())
+                {
+                    bail!(
+                        "training diverged at epoch {}, step {}: losses are not finite",
+                        epoch + 1,
+                        state.step
+                    );
+                }
+                state.sums.add(&losses, samples.len());
+                images_this_call += samples.len();
+            }
+            let rate = images_this_call as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "{rate:.2} img/s  L1 {:.4}  G {:.3}  D {:.3}/{:.3}",
+                state.sums.mean(state.sums.g_l1),
+                state.sums.mean(state.sums.g_gan),
+                state.sums.mean(state.sums.d_real),
+                state.sums.mean(state.sums.d_fake)
+            ));
+            bar.inc(1);
+            if opts.stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+            if last_ckpt.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0
+                && state.step < n_batches
+            {
+                Checkpoint::save(out, &trainer, &state)?;
+                last_ckpt = Instant::now();
+            }
+        }
+        drop(prefetch);
+        bar.finish_and_clear();
+        if interrupted {
+            Checkpoint::save(out, &trainer, &state)?;
+            say(
+                quiet,
+                format!(
+                    "interrupted: checkpoint saved at epoch {}, step {}; continue with --resume",
+                    epoch + 1,
+                    state.step
+                ),
+            );
+            return Ok(logs);
+        }
+
+        // End of epoch: validate, write samples, log, checkpoint.
+        let g = trainer.inference_generator();
+        let (val_l1, val_psnr) = validate(&g, &val_samples, size, &trainer.device.clone().inner());
+        let grid = sample_grid(
+            &g,
+            &val_samples[..config.sample_count.min(val_samples.len())],
+            size,
+            &trainer.device.clone().inner(),
+        );
+        crate::imageio::save(
+            &image::DynamicImage::ImageRgb8(grid),
+            &out.join("samples")
+                .join(format!("epoch-{:03}.png", epoch + 1)),
+        )?;
+        let secs = t0.elapsed().as_secs_f64();
+        let row = EpochLog {
+            epoch: epoch + 1,
+            stage: if adversarial { "gan" } else { "l1" },
+            g_gan: state.sums.mean(state.sums.g_gan),
+            g_l1: state.sums.mean(state.sums.g_l1),
+            d_real: state.sums.mean(state.sums.d_real),
+            d_fake: state.sums.mean(state.sums.d_fake),
+            val_l1,
+            val_psnr,
+            images_per_s: images_this_call as f64 / secs.max(1e-9),
+            seconds: secs,
+        };
+        append_log(out, &row)?;
+        say(
+            quiet,
+            format!(
+                "epoch {}/{} [{}]: L1 {:.4}  G {:.3}  D {:.3}/{:.3}  val L1 {:.4}  val PSNR {:.2} dB  {:.2} img/s",
+                row.epoch,
+                config.total_epochs(),
+                row.stage,
+                row.g_l1,
+                row.g_gan,
+                row.d_real,
+                row.d_fake,
+                row.val_l1,
+                row.val_psnr,
+                row.images_per_s
+            ),
+        );
+        logs.push(row);
+        state.epoch += 1;
+        state.step = 0;
+        state.sums = LossSums::default();
+        store::save_generator(&g, &config.generator, &store::run_generator_path(out))?;
+        Checkpoint::save(out, &trainer, &state)?;
+        last_ckpt = Instant::now();
+    }
+    if !bad.is_empty() {
+        say(
+            quiet,
+            format!(
+                "{} file(s) could not be decoded and were skipped",
+                bad.len()
+            ),
+        );
+    }
+    Ok(logs)
+}
+
+fn validate_config(c: &TrainConfig) -> Result<()> {
+    let m = c.generator.stride_multiple();
+    if !c.size().is_multiple_of(m) || c.size() < m {
+        bail!(
+            "--size {} must be a multiple of {} for this generator",
+            c.size(),
+            m
+        );
+    }
+    if c.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    Ok(())
+}
+
+fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise}<{eta_precise} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+fn append_log(out: &Path, row: &EpochLog) -> Result<()> {
+    let path = out.join("log.csv");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    writeln!(f, "{}", row.csv()).with_context(|| format!("{}: cannot write", path.display()))?;
+    f.sync_all().ok();
+    Ok(())
+}
+
+/// Runs the generator on samples in batches and returns predicted ab planes (network scale).
+pub fn predict_samples(
+    g: &Generator,
+    samples: &[Sample],
+    size: usize,
+    device: &Device,
+) -> Vec<Vec<f32>> {
+    let mut out = Vec::with_capacity(samples.len());
+    for chunk in samples.chunks(8) {
+        let batch = Batch::from_samples(chunk, size, device);
+        let ab = g
+            .forward(batch.l)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let per = 2 * size * size;
+        out.extend(ab.chunks(per).map(|c| c.to_vec()));
+    }
+    out
+}
+
+fn sample_to_lab(l: &[f32], ab: &[f32], size: usize) -> crate::color::LabImage {
+    use crate::color::scale;
+    let n = size * size;
+    crate::color::LabImage {
+        width: size as u32,
+        height: size as u32,
+        l: l.iter().map(|&v| scale::l_from_net(v)).collect(),
+        a: ab[..n].iter().map(|&v| scale::ab_from_net(v)).collect(),
+        b: ab[n..2 * n]
+            .iter()
+            .map(|&v| scale::ab_from_net(v))
+            .collect(),
+    }
+}
+
+/// Validation L1 (network scale) and PSNR (8-bit RGB) of the generator on `samples`.
+pub fn validate(g: &Generator, samples: &[Sample], size: usize, device: &Device) -> (f64, f64) {
+    let preds = predict_samples(g, samples, size, device);
+    let mut l1_sum = 0.0;
+    let mut psnr_sum = 0.0;
+    for (s, p) in samples.iter().zip(&preds) {
+        l1_sum +=
+            s.ab.iter()
+                .zip(p)
+                .map(|(a, b)| (a - b).abs() as f64)
+                .sum::<f64>()
+                / p.len() as f64;
+        let pred = sample_to_lab(&s.l, p, size).to_rgb8();
+        let truth = sample_to_lab(&s.l, &s.ab, size).to_rgb8();
+        psnr_sum += crate::metrics::psnr(&pred, &truth);
+    }
+    let n = samples.len().max(1) as f64;
+    (l1_sum / n, psnr_sum / n)
+}
+
+/// Rows of (gray | generated | truth) for the given samples.
+pub fn sample_grid(
+    g: &Generator,
+    samples: &[Sample],
+    size: usize,
+    device: &Device,
+) -> image::RgbImage {
+    let preds = predict_samples(g, samples, size, device);
+    let s = size as u32;
+    let mut grid = image::RgbImage::new(3 * s, s * samples.len().max(1) as u32);
+    for (row, (sample, pred)) in samples.iter().zip(&preds).enumerate() {
+        let truth = sample_to_lab(&sample.l, &sample.ab, size);
+        let tiles = [
+            truth.l_as_rgb8(),
+            sample_to_lab(&sample.l, pred, size).to_rgb8(),
+            truth.to_rgb8(),
+        ];
+        for (col, tile) in tiles.iter().enumerate() {
+            image::imageops::replace(
+                &mut grid,
+                tile,
+                (col as u32 * s) as i64,
+                (row as u32 * s) as i64,
+            );
+        }
+    }
+    grid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UnetConfig;
+    use burn::tensor::Distribution;
+
+    fn tiny_config() -> TrainConfig {
+        // depth 5 has no dropout layers, so steps are deterministic given the data.
+        let g = GeneratorConfig::new(UnetConfig::new().with_ngf(4).with_depth(5)).with_size(32);
+        TrainConfig::new(g, PatchGanConfig::new().with_ndf(4)).with_batch_size(2)
+    }
+
+    fn batch(device: &Device, seed: f32) -> Batch {
+        let v: Vec<f32> = (0..2 * 32 * 32)
+            .map(|i| (i as f32 * 0.001 * seed).sin())
+            .collect();
+        let l = Tensor::<4>::from_data(TensorData::new(v, [2, 1, 32, 32]), device);
+        let ab = l.clone().mul_scalar(0.3).repeat_dim(1, 2);
+        Batch { l, ab }
+    }
+
+    fn weights(m: &impl Module) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                self.0.extend(
+                    p.val()
+                        .into_data()
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .unwrap(),
+                );
+            }
+        }
+        let mut c = Collect(Vec::new());
+        m.visit(&mut c);
+        c.0
+    }
+
+    #[test]
+    fn two_gan_steps_give_finite_losses_and_change_both_networks() {
+        let device = Device::flex();
+        let mut t = Trainer::new(tiny_config(), &device);
+        let (g0, d0) = (weights(&t.g), weights(&t.d));
+        for i in 0..2 {
+            let s = t.step(&batch(&t.device.clone(), 1.0 + i as f32), true);
+            for v in [s.g_gan, s.g_l1, s.d_real, s.d_fake] {
+                assert!(v.is_finite() && v >= 0.0, "{s:?}");
+            }
+        }
+        let (g1, d1) = (weights(&t.g), weights(&t.d));
+        assert_eq!(g0.len(), g1.len());
+        assert!(
+            g0.iter().zip(&g1).any(|(a, b)| a != b),
+            "generator unchanged"
+        );
+        assert!(
+            d0.iter().zip(&d1).any(|(a, b)| a != b),
+            "discriminator unchanged"
+        );
+    }
+
+    #[test]
+    fn l1_stage_leaves_discriminator_untouched() {
+        let device = Device::flex();
+        let mut t = Trainer::new(tiny_config(), &device);
+        let d0 = weights(&t.d);
+        let s = t.step(&batch(&t.device.clone(), 1.0), false);
+        assert!(s.g_l1 > 0.0 && s.g_gan == 0.0);
+        assert_eq!(d0, weights(&t.d));
+    }
+
+    #[test]
+    fn checkpoint_resume_continues_exactly_including_optimiser_state() {
+        let device = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Trainer::new(tiny_config(), &device);
+        // Start b from a's initial weights.
+        Checkpoint::save(dir.path(), &a, &TrainState::default()).unwrap();
+        let mut b = Trainer::new(tiny_config(), &device);
+        Checkpoint::latest(dir.path())
+            .unwrap()
+            .unwrap()
+            .load_into(&mut b, &mut TrainState::default())
+            .unwrap();
+        assert_eq!(weights(&a.g), weights(&b.g));
+
+        let ad = a.device.clone();
+        a.step(&batch(&ad, 1.0), true);
+        a.step(&batch(&ad, 2.0), true);
+
+        b.step(&batch(&ad, 1.0), true);
+        let state = TrainState {
+            epoch: 0,
+            step: 1,
+            ..Default::default()
+        };
+        Checkpoint::save(dir.path(), &b, &state).unwrap();
+        let mut c = Trainer::new(tiny_config(), &device);
+        let mut restored = TrainState::default();
+        Checkpoint::latest(dir.path())
+            .unwrap()
+            .unwrap()
+            .load_into(&mut c, &mut restored)
+            .unwrap();
+        assert_eq!(restored.step, 1);
+        c.step(&batch(&ad, 2.0), true);
+
+        let (wa, wc) = (weights(&a.g), weights(&c.g));
+        let max_diff = wa
+            .iter()
+            .zip(&wc)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-5, "resumed run diverged by {max_diff}");
+        // Only one checkpoint is kept.
+        let n = std::fs::read_dir(dir.path().join("checkpoints"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn saved_generator_reloads_with_identical_output() {
+        let device = Device::flex();
+        let cfg = tiny_config();
+        let g = cfg.generator.init(&device);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.safetensors");
+        store::save_generator(&g, &cfg.generator, &path).unwrap();
+        let (g2, cfg2) = store::load_generator(&path, &device).unwrap();
+        assert_eq!(cfg2, cfg.generator);
+        let x = Tensor::<4>::random([1, 1, 32, 32], Distribution::Uniform(-1.0, 1.0), &device);
+        let y1 = g
+            .forward(x.clone())
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let y2 = g2.forward(x).into_data().try_into_vec::<f32>().unwrap();
+        assert_eq!(y1, y2);
+    }
+}

@@ -1,0 +1,319 @@
+//! End-to-end tests of the `tinct` binary in temporary folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{DynamicImage, ImageBuffer, Rgb, RgbImage};
+use tinct::color::LabImage;
+
+fn tinct(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinct"))
+        .args(args)
+        .output()
+        .expect("run tinct")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small colourful synthetic image: hue varies across, lightness down.
+fn synthetic(w: u32, h: u32, seed: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let t = (x * 255 / w.max(1)) as u8;
+        let v = (y * 255 / h.max(1)) as u8;
+        Rgb([t.wrapping_add(seed as u8 * 40), v, 255 - t])
+    })
+}
+
+fn write_images(dir: &Path, n: u32, size: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        synthetic(size, size, i)
+            .save(dir.join(format!("img{i}.png")))
+            .unwrap();
+    }
+}
+
+/// Trains a tiny model once per test that needs one.
+fn tiny_model(root: &Path) -> PathBuf {
+    let data = root.join("data");
+    write_images(&data, 8, 64);
+    let run = root.join("run");
+    let o = tinct(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--size",
+        "64",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    run
+}
+
+fn mean_abs_dl(a: &DynamicImage, b: &DynamicImage) -> f32 {
+    let la = LabImage::from_rgb8(&a.to_rgb8());
+    let lb = LabImage::from_rgb8(&b.to_rgb8());
+    la.l.iter()
+        .zip(&lb.l)
+        .map(|(x, y)| (x - y).abs())
+        .sum::<f32>()
+        / la.l.len() as f32
+}
+
+#[test]
+fn train_one_epoch_then_colorize_keeps_size_and_lightness() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_model(tmp.path());
+    for f in [
+        "config.json",
+        "log.csv",
+        "generator.safetensors",
+        "samples/epoch-001.png",
+        "checkpoints/latest",
+    ] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+    let log = std::fs::read_to_string(run.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(log.lines().nth(1).unwrap().starts_with("1,gan,"));
+
+    // Non-square and odd sizes, gray and colour inputs.
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    synthetic(97, 41, 1).save(inputs.join("wide.png")).unwrap();
+    DynamicImage::ImageRgb8(synthetic(33, 75, 2))
+        .to_luma8()
+        .save(inputs.join("tall-gray.png"))
+        .unwrap();
+    synthetic(50, 50, 3).save(inputs.join("photo.jpg")).unwrap();
+    let out = tmp.path().join("out");
+    let o = tinct(&[
+        "colorize",
+        inputs.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (name, w, h) in [
+        ("wide.png", 97, 41),
+        ("tall-gray.png", 33, 75),
+        ("photo.jpg", 50, 50),
+    ] {
+        let input = image::open(inputs.join(name)).unwrap();
+        let output = image::open(out.join(name)).unwrap();
+        assert_eq!((output.width(), output.height()), (w, h), "{name}");
+        // JPEG re-encoding adds its own error on top of the 8-bit rounding.
+        let tol = if name.ends_with(".jpg") { 1.5 } else { 0.5 };
+        let dl = mean_abs_dl(&input, &output);
+        assert!(dl < tol, "{name}: mean |dL| = {dl}");
+    }
+
+    // A single input with an output file name picks the format from the extension.
+    let single = tmp.path().join("single.webp");
+    let o = tinct(&[
+        "colorize",
+        inputs.join("wide.png").to_str().unwrap(),
+        "-o",
+        single.to_str().unwrap(),
+        "--model",
+        run.join("generator.safetensors").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        image::ImageFormat::from_path(&single).unwrap(),
+        image::ImageFormat::WebP
+    );
+    assert_eq!(image::open(&single).unwrap().width(), 97);
+}
+
+#[test]
+fn sixteen_bit_input_gives_sixteen_bit_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_model(tmp.path());
+    let img: ImageBuffer<Rgb<u16>, Vec<u16>> = ImageBuffer::from_fn(40, 30, |x, y| {
+        Rgb([(x * 1600) as u16, (y * 2100) as u16, 30000])
+    });
+    let input = tmp.path().join("deep.png");
+    DynamicImage::ImageRgb16(img).save(&input).unwrap();
+    let out = tmp.path().join("o");
+    let o = tinct(&[
+        "colorize",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let result = image::open(out.join("deep.png")).unwrap();
+    assert!(
+        matches!(result, DynamicImage::ImageRgb16(_)),
+        "{:?}",
+        result.color()
+    );
+}
+
+#[test]
+fn bad_inputs_are_reported_and_the_rest_of_the_batch_is_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_model(tmp.path());
+    let inputs = tmp.path().join("mixed");
+    std::fs::create_dir_all(&inputs).unwrap();
+    synthetic(40, 30, 1).save(inputs.join("good1.png")).unwrap();
+    synthetic(31, 17, 2).save(inputs.join("good2.jpg")).unwrap();
+    std::fs::write(inputs.join("text.jpg"), "this is not an image\n").unwrap();
+    let jpeg = std::fs::read(inputs.join("good2.jpg")).unwrap();
+    std::fs::write(inputs.join("truncated.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+    let png = std::fs::read(inputs.join("good1.png")).unwrap();
+    std::fs::write(inputs.join("truncated.png"), &png[..png.len() / 2]).unwrap();
+    std::fs::write(inputs.join("empty.png"), b"").unwrap();
+    let out = tmp.path().join("out");
+    let o = tinct(&[
+        "colorize",
+        inputs.to_str().unwrap(),
+        tmp.path().join("missing.png").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    for bad in [
+        "text.jpg",
+        "truncated.jpg",
+        "truncated.png",
+        "empty.png",
+        "missing.png",
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error:") && l.contains(bad));
+        assert!(line.is_some(), "no error line for {bad} in:\n{err}");
+        assert!(!out.join(bad).exists(), "{bad} produced an output");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.join("good1.png").exists() && out.join("good2.jpg").exists());
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn usage_and_fatal_errors_exit_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = tinct(&["colorize"]);
+    assert_eq!(o.status.code(), Some(2));
+    let img = tmp.path().join("a.png");
+    synthetic(8, 8, 0).save(&img).unwrap();
+    let o = tinct(&[
+        "colorize",
+        img.to_str().unwrap(),
+        "--model",
+        tmp.path().join("nope").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error:") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    // A run directory is never overwritten without --force.
+    let run = tiny_model(tmp.path());
+    let o = tinct(&[
+        "train",
+        "--data",
+        tmp.path().join("data").to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--size",
+        "64",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--force"));
+}
+
+#[test]
+fn resume_continues_a_finished_run_with_more_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_model(tmp.path());
+    let o = tinct(&[
+        "train",
+        "--data",
+        tmp.path().join("data").to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--resume",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(run.join("log.csv")).unwrap();
+    let epochs: Vec<&str> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(epochs, ["1", "2"]);
+}
+
+/// Trains on a slice of the real photos when `../shared` is present (skips otherwise).
+#[test]
+fn trains_on_shared_photos_when_present() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/photos/val");
+    if !shared.is_dir() {
+        eprintln!("skipping: {} not present", shared.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("photos");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&shared)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for f in files.iter().take(6) {
+        std::fs::copy(f, data.join(f.file_name().unwrap())).unwrap();
+    }
+    let run = tmp.path().join("run");
+    let o = tinct(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--size",
+        "32",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
