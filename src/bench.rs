@@ -28,6 +28,9 @@ pub struct BenchArgs {
     /// Timed inference runs (after one warm-up run).
     #[arg(long, default_value_t = 10)]
     pub runs: usize,
+    /// Generator architecture.
+    #[arg(long, value_enum, default_value_t = crate::model::Arch::Unet256)]
+    pub arch: crate::model::Arch,
     /// Generator filters (64 is the seed's unet_256).
     #[arg(long, default_value_t = 64)]
     pub ngf: usize,
@@ -53,6 +56,8 @@ pub struct BenchReport {
     pub end_to_end_1mp_ms: f64,
     pub end_to_end_breakdown_ms: [f64; 4],
     pub generator_params: usize,
+    pub generator_gmac: f64,
+    pub arch: String,
     pub threads: usize,
 }
 
@@ -75,7 +80,11 @@ fn synthetic_jpeg(path: &std::path::Path) -> Result<()> {
 
 pub fn run(a: &BenchArgs) -> Result<BenchReport> {
     let device = crate::device_by_name(&a.device)?;
-    let gcfg = GeneratorConfig::unet_for_size(a.size, a.ngf);
+    let gcfg = match a.arch {
+        crate::model::Arch::Unet256 => GeneratorConfig::unet_for_size(a.size, a.ngf),
+        crate::model::Arch::EffnetUnet => GeneratorConfig::effnet_unet(a.size),
+    };
+    eprintln!("{}: {:.2} GMAC per {} px image", gcfg.arch, gcfg.macs() as f64 / 1e9, a.size);
 
     let train_images_per_s = if a.no_train {
         None
@@ -156,6 +165,8 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         end_to_end_1mp_ms: best[3],
         end_to_end_breakdown_ms: [best[0], best[1], best[2], best[3]],
         generator_params,
+        generator_gmac: gcfg.macs() as f64 / 1e9,
+        arch: gcfg.arch.to_string(),
         threads: rayon::current_num_threads(),
     };
     let json = serde_json::to_string_pretty(&report)?;

@@ -88,6 +88,9 @@ pub struct TrainArgs {
     /// Minutes between mid-epoch checkpoints.
     #[arg(long, default_value_t = 10.0)]
     pub checkpoint_minutes: f64,
+    /// ImageNet EfficientNet-Lite0 weights for --arch effnet-unet (default: found automatically).
+    #[arg(long)]
+    pub encoder_weights: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -152,6 +155,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     let device = crate::device_by_name(&a.device)?;
     let generator = match a.arch {
         Arch::Unet256 => GeneratorConfig::unet_for_size(a.size, a.ngf),
+        Arch::EffnetUnet => GeneratorConfig::effnet_unet(a.size),
     };
     let config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))
         .with_batch_size(a.batch_size)
@@ -168,12 +172,17 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         stop.clone(),
         "finishing the current step and saving a checkpoint (Ctrl-C again to quit now)",
     );
+    let encoder_weights = match (a.arch, a.encoder_weights) {
+        (Arch::EffnetUnet, None) if !a.resume => Some(crate::zoo::encoder_weights()?),
+        (_, w) => w,
+    };
     let paths = RunPaths {
         data: a.data,
         val: a.val,
         out: a.out,
     };
     let opts = TrainOptions {
+        encoder_weights,
         resume: a.resume,
         force: a.force,
         quiet: a.quiet,

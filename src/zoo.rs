@@ -88,3 +88,25 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
         names.join(", ")
     )
 }
+
+/// File name of the ImageNet EfficientNet-Lite0 weights used to start `effnet-unet` training.
+pub const ENCODER_WEIGHTS: &str = "efficientnet-lite0.safetensors";
+
+/// Finds the pretrained encoder weights: `$TINCT_WEIGHTS`, then `weights/` beside the models,
+/// then the project's `../shared/weights/`.
+pub fn encoder_weights() -> Result<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(d) = std::env::var_os("TINCT_WEIGHTS") {
+        let p = PathBuf::from(d);
+        candidates.push(if p.is_dir() { p.join(ENCODER_WEIGHTS) } else { p });
+    }
+    candidates.extend(model_dirs().into_iter().map(|d| d.join(ENCODER_WEIGHTS)));
+    candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/weights/efficientnet-lite0.safetensors")));
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Ok(p.clone()),
+        None => bail!(
+            "ImageNet encoder weights ({ENCODER_WEIGHTS}) not found (looked at {}); pass --encoder-weights PATH",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}

@@ -1,6 +1,7 @@
 //! The networks: generators (L -> ab) and the discriminator, built from serialisable configs.
 
 mod init;
+pub mod effnet;
 pub mod patchgan;
 pub mod store;
 pub mod unet;
@@ -9,6 +10,7 @@ use burn::module::{ModuleMapper, Param, ParamId};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use effnet::{EffUnet, EffUnetConfig};
 pub use patchgan::{PatchGan, PatchGanConfig};
 pub use unet::{Unet, UnetConfig};
 
@@ -19,12 +21,16 @@ pub enum Arch {
     /// The seed's pix2pix U-Net (`unet_256` at 256 px).
     #[value(name = "unet256")]
     Unet256,
+    /// U-Net on an ImageNet-pretrained EfficientNet-Lite0 encoder.
+    #[value(name = "effnet-unet")]
+    EffnetUnet,
 }
 
 impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Arch::Unet256 => "unet256",
+            Arch::EffnetUnet => "effnet-unet",
         })
     }
 }
@@ -39,6 +45,8 @@ pub struct GeneratorConfig {
     #[config(default = 256)]
     pub size: usize,
     pub unet: UnetConfig,
+    /// Decoder of the `effnet-unet` architecture (absent for `unet256`).
+    pub effnet: Option<EffUnetConfig>,
 }
 
 impl GeneratorConfig {
@@ -53,16 +61,35 @@ impl GeneratorConfig {
         .with_size(size)
     }
 
+    /// The pretrained-encoder generator at `size` pixels.
+    pub fn effnet_unet(size: usize) -> Self {
+        GeneratorConfig::new(UnetConfig::new())
+            .with_arch(Arch::EffnetUnet)
+            .with_size(size)
+            .with_effnet(Some(EffUnetConfig::new()))
+    }
+
     /// Side lengths must be multiples of this.
     pub fn stride_multiple(&self) -> usize {
         match self.arch {
             Arch::Unet256 => 1 << self.unet.depth,
+            Arch::EffnetUnet => 32,
         }
     }
 
+    /// Builds the generator with freshly initialised weights.
     pub fn init(&self, device: &Device) -> Generator {
         match self.arch {
             Arch::Unet256 => Generator::Unet(self.unet.init(device)),
+            Arch::EffnetUnet => Generator::EffUnet(self.effnet.clone().unwrap_or_else(EffUnetConfig::new).init(device)),
+        }
+    }
+
+    /// Multiply-accumulates of one forward pass at `size` x `size` (convolutions only).
+    pub fn macs(&self) -> u64 {
+        match self.arch {
+            Arch::Unet256 => self.unet.macs(self.size),
+            Arch::EffnetUnet => self.effnet.clone().unwrap_or_else(EffUnetConfig::new).macs(self.size),
         }
     }
 }
@@ -71,12 +98,26 @@ impl GeneratorConfig {
 #[derive(Module, Debug)]
 pub enum Generator {
     Unet(Unet),
+    EffUnet(EffUnet),
 }
 
 impl Generator {
+    /// Loads ImageNet weights into the encoder of a pretrained-encoder generator (a no-op for
+    /// architectures without one).
+    pub fn with_pretrained_encoder(self, path: &std::path::Path) -> anyhow::Result<Generator> {
+        Ok(match self {
+            Generator::EffUnet(mut g) => {
+                g.encoder = g.encoder.load_pretrained(path)?;
+                Generator::EffUnet(g)
+            }
+            other => other,
+        })
+    }
+
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         match self {
             Generator::Unet(g) => g.forward(l),
+            Generator::EffUnet(g) => g.forward(l),
         }
     }
 }

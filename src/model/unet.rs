@@ -48,6 +48,23 @@ impl UnetConfig {
         self.ngf * (1usize << i.min(3))
     }
 
+    /// Multiply-accumulates of one forward pass on a `size` x `size` input.
+    pub fn macs(&self, size: usize) -> u64 {
+        let mut total = 0u64;
+        for i in 0..self.depth {
+            let cin = if i == 0 { self.in_channels } else { self.level_channels(i - 1) };
+            let cout = self.level_channels(i);
+            let out_hw = (size >> (i + 1)).pow(2) as u64;
+            total += (cin * cout * 16) as u64 * out_hw;
+            // The transposed conv of level i maps the level's output back to its input size:
+            // cost cin_up * cout_up * 16 per input pixel.
+            let up_in = if i == self.depth - 1 { cout } else { 2 * cout };
+            let up_out = if i == 0 { self.out_channels } else { cin };
+            total += (up_in * up_out * 16) as u64 * out_hw;
+        }
+        total
+    }
+
     /// Builds the generator with pix2pix's N(0, 0.02) initialisation.
     pub fn init(&self, device: &Device) -> Unet {
         assert!(self.depth >= 2, "a U-Net needs at least 2 levels");
@@ -185,6 +202,15 @@ mod tests {
         assert_eq!(UnetConfig::depth_for_size(128), 7);
         assert_eq!(UnetConfig::depth_for_size(64), 6);
         assert_eq!(UnetConfig::depth_for_size(32), 5);
+    }
+
+    #[test]
+    fn unet_256_costs_what_the_pytorch_reference_reports() {
+        // ../shared/bench: G 5.98 GMAC at 256 px, 1.49 at 128 (unet_128).
+        let g256 = UnetConfig::new().macs(256) as f64 / 1e9;
+        let g128 = UnetConfig::new().with_depth(7).macs(128) as f64 / 1e9;
+        assert!((g256 - 5.98).abs() < 0.01, "{g256}");
+        assert!((g128 - 1.49).abs() < 0.01, "{g128}");
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct RunPaths {
 /// How the run is driven.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
+    /// ImageNet weights for a pretrained encoder (used when a new run starts).
+    pub encoder_weights: Option<PathBuf>,
     pub resume: bool,
     pub force: bool,
     /// Hide the progress bars and per-epoch lines.
@@ -341,6 +343,10 @@ pub fn train(
             ),
         );
     } else {
+        if let Some(w) = &opts.encoder_weights {
+            trainer.g = trainer.g.clone().with_pretrained_encoder(w)?;
+            say(quiet, format!("encoder initialised from {}", w.display()));
+        }
         checkpoint::write_run_config(out, &config, &paths)?;
         crate::imageio::write_bytes_atomic(
             &out.join("log.csv"),

@@ -1,0 +1,432 @@
+//! EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant: ReLU6, no squeeze-excitation) as an
+//! ImageNet-pretrained U-Net encoder, and the `effnet-unet` generator built on it.
+//!
+//! Module and field names follow timm's `tf_efficientnet_lite0`, so the weights in
+//! `../shared/weights/efficientnet-lite0.safetensors` load by name (batch-norm `weight`/`bias`
+//! are renamed to Burn's `gamma`/`beta`). Batch norm uses epsilon 1e-3 and the stride-2
+//! convolutions use TensorFlow "SAME" padding, which for the even sizes used here is
+//! asymmetric (0 before / 1 after for 3x3, 1 / 2 for 5x5).
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::activation::{relu, tanh};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+use super::init::normal_init;
+
+/// Batch-norm epsilon of the TensorFlow EfficientNet checkpoints.
+pub const BN_EPS: f64 = 1e-3;
+
+/// (kernel, stride, expand ratio, output channels, repeats) of stages 0-6.
+pub const STAGES: [(usize, usize, usize, usize, usize); 7] = [
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+];
+
+/// Stages whose outputs are the U-Net skips: strides 2, 4, 8, 16 and 32.
+pub const SKIP_STAGES: [usize; 5] = [0, 1, 2, 4, 6];
+
+fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clamp(0.0, 6.0)
+}
+
+fn bn(c: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(c).with_epsilon(BN_EPS).with_momentum(0.01).init(device)
+}
+
+/// TF "SAME" padding (top, left, bottom, right) for an even input size.
+fn same_padding(k: usize, stride: usize) -> PaddingConfig2d {
+    if stride == 1 {
+        PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2)
+    } else {
+        let total = k - stride; // (out-1)*s + k - in with in = s*out
+        let before = total / 2;
+        let after = total - before;
+        PaddingConfig2d::Explicit(before, before, after, after)
+    }
+}
+
+fn conv(cin: usize, cout: usize, k: usize, stride: usize, groups: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_groups(groups)
+        .with_padding(same_padding(k, stride))
+        .with_bias(false)
+        .init(device)
+}
+
+/// A block: depthwise-separable (stage 0: dw, BN, ReLU6, pw, BN) or inverted residual
+/// (pw expand, BN, ReLU6, dw, BN, ReLU6, pw project, BN, + input when shapes allow).
+#[derive(Module, Debug)]
+pub struct Block {
+    conv_pw: Option<Conv2d>,
+    bn1: BatchNorm,
+    conv_dw: Conv2d,
+    bn2: BatchNorm,
+    conv_pwl: Option<Conv2d>,
+    bn3: Option<BatchNorm>,
+    residual: bool,
+}
+
+impl Block {
+    fn new(cin: usize, cout: usize, k: usize, stride: usize, expand: usize, device: &Device) -> Block {
+        if expand == 1 {
+            return Block {
+                conv_dw: conv(cin, cin, k, stride, cin, device),
+                bn1: bn(cin, device),
+                conv_pw: Some(conv(cin, cout, 1, 1, 1, device)),
+                bn2: bn(cout, device),
+                conv_pwl: None,
+                bn3: None,
+                residual: false,
+            };
+        }
+        let hid = cin * expand;
+        Block {
+            conv_pw: Some(conv(cin, hid, 1, 1, 1, device)),
+            bn1: bn(hid, device),
+            conv_dw: conv(hid, hid, k, stride, hid, device),
+            bn2: bn(hid, device),
+            conv_pwl: Some(conv(hid, cout, 1, 1, 1, device)),
+            bn3: Some(bn(cout, device)),
+            residual: stride == 1 && cin == cout,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match (&self.conv_pwl, &self.bn3, &self.conv_pw) {
+            (Some(pwl), Some(bn3), Some(pw)) => {
+                let h = relu6(self.bn1.forward(pw.forward(x.clone())));
+                let h = relu6(self.bn2.forward(self.conv_dw.forward(h)));
+                let h = bn3.forward(pwl.forward(h));
+                if self.residual { h + x } else { h }
+            }
+            (_, _, Some(pw)) => {
+                let h = relu6(self.bn1.forward(self.conv_dw.forward(x)));
+                self.bn2.forward(pw.forward(h))
+            }
+            _ => unreachable!("every block has a pointwise convolution"),
+        }
+    }
+}
+
+/// EfficientNet-Lite0 features (stem and stages 0-6).
+#[derive(Module, Debug)]
+pub struct Encoder {
+    conv_stem: Conv2d,
+    bn1: BatchNorm,
+    blocks: Vec<Vec<Block>>,
+}
+
+impl Encoder {
+    pub fn new(device: &Device) -> Encoder {
+        let mut cin = 32;
+        let blocks = STAGES
+            .iter()
+            .map(|&(k, s, e, cout, n)| {
+                (0..n)
+                    .map(|i| {
+                        let b = Block::new(cin, cout, k, if i == 0 { s } else { 1 }, e, device);
+                        cin = cout;
+                        b
+                    })
+                    .collect()
+            })
+            .collect();
+        Encoder { conv_stem: conv(3, 32, 3, 2, 1, device), bn1: bn(32, device), blocks }
+    }
+
+    /// `x`: `[B, 3, H, W]` normalised as `(pixel - 127) / 128`; H, W multiples of 32.
+    /// Returns the output of every stage (strides 2, 4, 8, 16, 16, 32, 32).
+    pub fn forward_stages(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        let mut h = relu6(self.bn1.forward(self.conv_stem.forward(x)));
+        let mut outs = Vec::with_capacity(self.blocks.len());
+        for stage in &self.blocks {
+            for block in stage {
+                h = block.forward(h);
+            }
+            outs.push(h.clone());
+        }
+        outs
+    }
+
+    /// Loads timm-named ImageNet weights (extra tensors such as the classifier are ignored).
+    pub fn load_pretrained(mut self, path: &Path) -> Result<Encoder> {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_key_remapping(r"(bn\d)\.weight$", "$1.gamma")
+            .with_key_remapping(r"(bn\d)\.bias$", "$1.beta")
+            .allow_partial(true);
+        let r = self.load_from(&mut store).map_err(|e| anyhow!("{}: cannot load encoder weights: {e}", path.display()))?;
+        if !r.errors.is_empty() || !r.missing.is_empty() {
+            bail!(
+                "{}: not EfficientNet-Lite0 weights ({} errors, {} missing tensors)",
+                path.display(),
+                r.errors.len(),
+                r.missing.len()
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// EfficientNet-Lite0 with its classification head, for checking the port against the
+/// reference logits.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    pub encoder: Encoder,
+    conv_head: Conv2d,
+    bn2: BatchNorm,
+    classifier: Linear,
+}
+
+impl Classifier {
+    pub fn load(path: &Path, device: &Device) -> Result<Classifier> {
+        let mut m = Classifier {
+            encoder: Encoder::new(device),
+            conv_head: conv(320, 1280, 1, 1, 1, device),
+            bn2: bn(1280, device),
+            classifier: LinearConfig::new(1280, 1000).init(device),
+        };
+        // timm names put the encoder's tensors at the top level; the linear weight is
+        // [out, in] there and [in, out] in Burn.
+        let mut store = SafetensorsStore::from_file(path)
+            .with_key_remapping(r"^(conv_stem|bn1|blocks)", "encoder.$1")
+            .with_key_remapping(r"(bn\d)\.weight$", "$1.gamma")
+            .with_key_remapping(r"(bn\d)\.bias$", "$1.beta")
+            .with_from_adapter(burn::store::PyTorchToBurnAdapter);
+        let r = m.load_from(&mut store).map_err(|e| anyhow!("{}: cannot load: {e}", path.display()))?;
+        if !r.errors.is_empty() || !r.missing.is_empty() {
+            bail!("{}: {} errors, {} missing tensors: {r}", path.display(), r.errors.len(), r.missing.len());
+        }
+        Ok(m)
+    }
+
+    /// ImageNet logits `[B, 1000]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let h = self.encoder.forward_stages(x).pop().expect("7 stages");
+        let h = relu6(self.bn2.forward(self.conv_head.forward(h)));
+        let pooled = h.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
+        self.classifier.forward(pooled)
+    }
+}
+
+/// Hyper-parameters of the `effnet-unet` generator's decoder.
+#[derive(Config, Debug, PartialEq)]
+pub struct EffUnetConfig {
+    /// Output channels of the decoder blocks at strides 16, 8, 4, 2 and 1.
+    #[config(default = "[128, 64, 48, 32, 16]")]
+    pub decoder: [usize; 5],
+}
+
+impl EffUnetConfig {
+    /// Multiply-accumulates of one forward pass on a `size` x `size` input.
+    pub fn macs(&self, size: usize) -> u64 {
+        let hw = |stride: usize| ((size / stride) * (size / stride)) as u64;
+        let mut total = (3 * 32 * 9) as u64 * hw(2);
+        let (mut cin, mut stride) = (32, 2);
+        for &(k, s, e, cout, n) in &STAGES {
+            for i in 0..n {
+                let in_hw = hw(stride);
+                if i == 0 {
+                    stride *= s;
+                }
+                let out_hw = hw(stride);
+                let hid = cin * e;
+                if e != 1 {
+                    total += (cin * hid) as u64 * in_hw;
+                }
+                total += (hid * k * k) as u64 * out_hw + (hid * cout) as u64 * out_hw;
+                cin = cout;
+            }
+        }
+        let skips = [(112, 16), (40, 8), (24, 4), (16, 2), (1, 1)];
+        let mut cin = 320;
+        for (i, (skip_c, s)) in skips.into_iter().enumerate() {
+            total += ((cin + skip_c) * self.decoder[i] * 9) as u64 * hw(s);
+            cin = self.decoder[i];
+        }
+        total + (cin * 2) as u64 * hw(1)
+    }
+}
+
+/// Upsample x2, concatenate the skip, conv 3x3 + BN + ReLU.
+#[derive(Module, Debug)]
+pub struct UpBlock {
+    conv: Conv2d,
+    norm: BatchNorm,
+}
+
+impl UpBlock {
+    fn new(cin: usize, cout: usize, device: &Device) -> UpBlock {
+        UpBlock {
+            conv: normal_init(
+                Conv2dConfig::new([cin, cout], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false),
+                device,
+            ),
+            norm: super::init::init_batch_norm(cout, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = skip.dims();
+        let up = interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]));
+        relu(self.norm.forward(self.conv.forward(Tensor::cat(vec![up, skip], 1))))
+    }
+}
+
+/// The pretrained-encoder generator: L (replicated to RGB) through EfficientNet-Lite0, a light
+/// bilinear-upsampling decoder with skips at strides 16, 8, 4, 2 and L itself at full size,
+/// then a 1x1 convolution to ab and tanh.
+#[derive(Module, Debug)]
+pub struct EffUnet {
+    pub encoder: Encoder,
+    up: Vec<UpBlock>,
+    head: Conv2d,
+}
+
+impl EffUnetConfig {
+    pub fn init(&self, device: &Device) -> EffUnet {
+        let d = self.decoder;
+        let skips = [112, 40, 24, 16, 1];
+        let mut cin = 320;
+        let up = (0..5)
+            .map(|i| {
+                let b = UpBlock::new(cin + skips[i], d[i], device);
+                cin = d[i];
+                b
+            })
+            .collect();
+        EffUnet {
+            encoder: Encoder::new(device),
+            up,
+            head: normal_init(Conv2dConfig::new([d[4], 2], [1, 1]), device),
+        }
+    }
+}
+
+impl EffUnet {
+    /// `l`: `[B, 1, H, W]` in [-1, 1], H and W multiples of 32.
+    pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
+        let stages = self.encoder.forward_stages(l.clone().repeat_dim(1, 3));
+        let mut h = stages[SKIP_STAGES[4]].clone();
+        let skips = [&stages[SKIP_STAGES[3]], &stages[SKIP_STAGES[2]], &stages[SKIP_STAGES[1]], &stages[SKIP_STAGES[0]], &l];
+        for (block, skip) in self.up.iter().zip(skips) {
+            h = block.forward(h, skip.clone());
+        }
+        tanh(self.head.forward(h))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        assert!(matches!(same_padding(3, 2), PaddingConfig2d::Explicit(0, 0, 1, 1)));
+        assert!(matches!(same_padding(5, 2), PaddingConfig2d::Explicit(1, 1, 2, 2)));
+        assert!(matches!(same_padding(5, 1), PaddingConfig2d::Explicit(2, 2, 2, 2)));
+    }
+
+    #[test]
+    fn effnet_unet_shapes_and_parameter_count() {
+        let device = Device::flex();
+        let g = EffUnetConfig::new().init(&device);
+        let y = g.forward(Tensor::zeros([1, 1, 64, 96], &device));
+        assert_eq!(y.dims(), [1, 2, 64, 96]);
+        // Encoder stem + stages 0-6 of EfficientNet-Lite0: 4,652,008 trainable parameters in
+        // all, minus the head conv (320*1280), its BN (2*1280) and the classifier (1280*1000+1000).
+        let encoder_trainable = 4_652_008 - 320 * 1280 - 2 * 1280 - (1280 * 1000 + 1000);
+        let enc = g.encoder.num_params();
+        // num_params also counts BN running statistics (2 per channel, as many as gamma+beta).
+        let bn_values = {
+            struct C(usize);
+            impl burn::module::ModuleVisitor for C {
+                fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                    if D == 1 {
+                        self.0 += p.shape().num_elements();
+                    }
+                }
+            }
+            let mut c = C(0);
+            g.encoder.visit(&mut c);
+            c.0 / 2
+        };
+        assert_eq!(enc - bn_values, encoder_trainable);
+    }
+
+    fn reference() -> Option<(std::path::PathBuf, serde_json::Value)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/weights");
+        let json = std::fs::read_to_string(dir.join("efficientnet-lite0.reference.json")).ok()?;
+        Some((dir.join("efficientnet-lite0.safetensors"), serde_json::from_str(&json).ok()?))
+    }
+
+    #[test]
+    fn port_matches_reference_logits() {
+        let Some((weights, reference)) = reference() else {
+            eprintln!("skipping: ../shared/weights not present");
+            return;
+        };
+        let device = Device::flex();
+        let model = Classifier::load(&weights, &device).unwrap();
+        let dir = weights.parent().unwrap();
+        let img = image::open(dir.join("efficientnet-lite0.reference-chelsea.png")).unwrap().to_rgb8();
+        let inputs: Vec<(&str, Vec<f32>)> = vec![
+            ("constant_0.5", vec![(255.0 * 0.5 - 127.0) / 128.0; 3 * 224 * 224]),
+            ("gradient", {
+                let mut v = vec![0.0; 3 * 224 * 224];
+                for y in 0..224 {
+                    for x in 0..224 {
+                        let (r, g, b) = (x as f32 / 223.0, y as f32 / 223.0, 1.0 - (x + y) as f32 / 446.0);
+                        for (c, val) in [r, g, b].into_iter().enumerate() {
+                            v[c * 224 * 224 + y * 224 + x] = (255.0 * val - 127.0) / 128.0;
+                        }
+                    }
+                }
+                v
+            }),
+            ("chelsea_png", {
+                let mut v = vec![0.0; 3 * 224 * 224];
+                for (x, y, p) in img.enumerate_pixels() {
+                    for c in 0..3 {
+                        v[c * 224 * 224 + y as usize * 224 + x as usize] = (p.0[c] as f32 - 127.0) / 128.0;
+                    }
+                }
+                v
+            }),
+        ];
+        for (name, data) in inputs {
+            let x = Tensor::<4>::from_data(TensorData::new(data, [1, 3, 224, 224]), &device);
+            let logits = model.forward(x).into_data().try_into_vec::<f32>().unwrap();
+            let refs = find_logits(&reference, name).unwrap_or_else(|| panic!("no reference for {name}"));
+            let max_diff = logits.iter().zip(&refs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let top = |v: &[f32]| {
+                let mut idx: Vec<usize> = (0..v.len()).collect();
+                idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+                idx.truncate(5);
+                idx
+            };
+            assert_eq!(top(&logits), top(&refs), "{name}: top-5 differs");
+            eprintln!("{name}: max |logit - reference| = {max_diff:.2e}");
+            assert!(max_diff < 1e-3, "{name}: max logit difference {max_diff}");
+        }
+    }
+
+    /// All 1000 reference logits of one input, wherever the JSON keeps them.
+    fn find_logits(v: &serde_json::Value, name: &str) -> Option<Vec<f32>> {
+        let entry = v.get("inputs")?.as_array()?.iter().find(|e| e.get("name").and_then(|n| n.as_str()) == Some(name))?;
+        let arr = entry.get("logits")?.as_array()?;
+        Some(arr.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
+    }
+}
