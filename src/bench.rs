@@ -37,6 +37,12 @@ pub struct BenchArgs {
     /// Model for the end-to-end measurement (default: an untrained unet_256, same cost).
     #[arg(long)]
     pub model: Option<String>,
+    /// Freeze a pretrained encoder in the training measurement.
+    #[arg(long)]
+    pub freeze_encoder: bool,
+    /// Measure the L1-only (stage 1) step instead of the GAN step.
+    #[arg(long)]
+    pub l1_only: bool,
     /// Skip the training measurement.
     #[arg(long)]
     pub no_train: bool,
@@ -91,11 +97,12 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
     } else {
         let cfg = TrainConfig::new(gcfg.clone(), PatchGanConfig::new()).with_batch_size(a.batch);
         let mut t = Trainer::new(cfg, &device);
+        t.g = t.g.clone().set_encoder_frozen(a.freeze_encoder);
         let batch = random_batch(a.batch, a.size, &t.device);
-        t.step(&batch, true);
+        t.step(&batch, !a.l1_only);
         let t0 = Instant::now();
         for _ in 0..a.steps {
-            t.step(&batch, true);
+            t.step(&batch, !a.l1_only);
         }
         let ips = (a.steps * a.batch) as f64 / t0.elapsed().as_secs_f64();
         eprintln!(

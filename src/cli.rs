@@ -88,6 +88,12 @@ pub struct TrainArgs {
     /// Minutes between mid-epoch checkpoints.
     #[arg(long, default_value_t = 10.0)]
     pub checkpoint_minutes: f64,
+    /// Epochs at the start with the pretrained encoder frozen (only the decoder learns).
+    #[arg(long, default_value_t = 0)]
+    pub freeze_encoder_epochs: usize,
+    /// Keep every epoch's generator in RUN_DIR/generators/.
+    #[arg(long)]
+    pub keep_generators: bool,
     /// ImageNet EfficientNet-Lite0 weights for --arch effnet-unet (default: found automatically).
     #[arg(long)]
     pub encoder_weights: Option<PathBuf>,
@@ -166,7 +172,9 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         .with_seed(a.seed)
         .with_augment(!a.no_flip)
         .with_val_limit(a.val_limit)
-        .with_checkpoint_minutes(a.checkpoint_minutes);
+        .with_checkpoint_minutes(a.checkpoint_minutes)
+        .with_freeze_encoder_epochs(a.freeze_encoder_epochs)
+        .with_keep_generators(a.keep_generators);
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(
         stop.clone(),

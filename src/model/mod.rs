@@ -114,6 +114,18 @@ impl Generator {
         })
     }
 
+    /// Freezes (no gradients, batch norm on running statistics) or unfreezes the pretrained
+    /// encoder; a no-op for architectures without one.
+    pub fn set_encoder_frozen(self, frozen: bool) -> Generator {
+        match self {
+            Generator::EffUnet(mut g) => {
+                g.encoder = if frozen { g.encoder.freeze() } else { g.encoder.unfreeze() };
+                Generator::EffUnet(g)
+            }
+            other => other,
+        }
+    }
+
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         match self {
             Generator::Unet(g) => g.forward(l),

@@ -63,6 +63,14 @@ pub struct TrainConfig {
     /// Most validation images scored per epoch (0: all).
     #[config(default = 256)]
     pub val_limit: usize,
+    /// Epochs at the start during which a pretrained encoder is frozen (only the decoder
+    /// learns; much faster on CPU).
+    #[config(default = 0)]
+    pub freeze_encoder_epochs: usize,
+    /// Also keep every epoch's generator as `generators/epoch-NNN.safetensors`, for choosing
+    /// the best one afterwards.
+    #[config(default = false)]
+    pub keep_generators: bool,
     /// Minutes between mid-epoch checkpoints (a checkpoint is also written every epoch).
     #[config(default = 10.0)]
     pub checkpoint_minutes: f64,
@@ -387,6 +395,7 @@ pub fn train(
     while state.epoch < config.total_epochs() {
         let epoch = state.epoch; // 0-based
         let adversarial = epoch >= config.pretrain_epochs;
+        trainer.g = trainer.g.clone().set_encoder_frozen(epoch < config.freeze_encoder_epochs);
         let (order, flips) =
             data::epoch_plan(train_files.len(), config.seed, epoch, config.augment);
         let batches: Vec<(Vec<PathBuf>, Vec<bool>)> = order
@@ -412,6 +421,7 @@ pub fn train(
         let t0 = Instant::now();
         let mut images_this_call = 0usize;
         let mut interrupted = false;
+        let mut last_line = Instant::now();
         while state.step < n_batches {
             let Some(samples) = prefetch.next_batch() else {
                 break;
@@ -443,6 +453,11 @@ pub fn train(
                 state.sums.mean(state.sums.d_fake)
             ));
             bar.inc(1);
+            // Without a terminal (e.g. under nohup) the bar is hidden: log a line a minute instead.
+            if bar.is_hidden() && !quiet && last_line.elapsed().as_secs() >= 60 {
+                eprintln!("epoch {}/{} batch {}/{}: {}", epoch + 1, config.total_epochs(), state.step, n_batches, bar.message());
+                last_line = Instant::now();
+            }
             if opts.stop.load(Ordering::SeqCst) {
                 interrupted = true;
                 break;
@@ -518,6 +533,10 @@ pub fn train(
         state.step = 0;
         state.sums = LossSums::default();
         store::save_generator(&g, &config.generator, &store::run_generator_path(out))?;
+        if config.keep_generators {
+            let p = out.join("generators").join(format!("epoch-{:03}.safetensors", epoch + 1));
+            store::save_generator(&g, &config.generator, &p)?;
+        }
         Checkpoint::save(out, &trainer, &state)?;
         last_ckpt = Instant::now();
     }
