@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::infer::{BatchOptions, Colorizer, Fit};
+use crate::method::{Method, MethodKind, MethodOptions};
 use crate::model::{Arch, GeneratorConfig, PatchGanConfig};
 use crate::train::{RunPaths, TrainConfig, TrainOptions};
 
@@ -34,6 +35,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Colourise images (files, folders or glob patterns) at full resolution.
     Colorize(ColorizeArgs),
+    /// Score models and methods against ground truth, with a JSON and an HTML report.
+    Eval(EvalArgs),
     /// List the shipped models.
     Models,
     /// Measure training and inference speed.
@@ -136,6 +139,80 @@ pub struct ColorizeArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Colourisation method: the GAN, or one of the classic methods.
+    #[arg(long, value_enum, default_value_t = MethodKind::Gan)]
+    pub method: MethodKind,
+    #[command(flatten)]
+    pub classic: ClassicArgs,
+}
+
+/// Inputs of the classic methods.
+#[derive(Args, Debug, Clone)]
+pub struct ClassicArgs {
+    /// Reference colour photo for --method reference.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Scribbles for --method hints: a JSON list of points and colours, or an image of colour
+    /// marks over the gray image.
+    #[arg(long)]
+    pub hints: Option<PathBuf>,
+    /// Palette preset name or JSON file for --method palette (presets: sepia, selenium,
+    /// cyanotype, sunset, forest, thermal).
+    #[arg(long)]
+    pub palette: Option<String>,
+    /// Chroma multiplier of the palette.
+    #[arg(long, default_value_t = 1.0)]
+    pub palette_strength: f32,
+}
+
+impl ClassicArgs {
+    fn options(&self) -> MethodOptions {
+        MethodOptions {
+            reference: self.reference.clone(),
+            hints: self.hints.clone(),
+            palette: self.palette.clone(),
+            palette_strength: self.palette_strength,
+            seed: 42,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Folder of colour ground-truth images to colourise and score.
+    pub dir: Option<PathBuf>,
+    /// Models to evaluate (names, run folders or files); repeatable.
+    #[arg(long)]
+    pub model: Vec<String>,
+    /// Classic methods to evaluate beside the models (gray is always included); repeatable.
+    #[arg(long, value_enum)]
+    pub method: Vec<MethodKind>,
+    #[command(flatten)]
+    pub classic: ClassicArgs,
+    /// Precomputed predictions to score against --truth, instead of running methods.
+    #[arg(long, requires = "truth")]
+    pub pred: Option<PathBuf>,
+    /// Ground truth for --pred.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Folder for report.json and report.html.
+    #[arg(short, long, default_value = "eval-report")]
+    pub out: PathBuf,
+    /// Evaluate only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Best and worst images shown per method in the HTML report.
+    #[arg(long, default_value_t = 3)]
+    pub grid_rows: usize,
+    /// Working size of the models (default: each model's training size).
+    #[arg(long)]
+    pub size: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Fit::Stretch)]
+    pub fit: Fit,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Runs a parsed command line.
@@ -143,6 +220,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Train(a) => train(a),
         Command::Colorize(a) => colorize(a),
+        Command::Eval(a) => eval(a),
         Command::Models => {
             let available = crate::zoo::available();
             for (name, desc) in crate::zoo::SHIPPED {
@@ -220,11 +298,10 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
     if inputs.is_empty() {
         bail!("no input images");
     }
-    let model_path = crate::zoo::resolve(&a.model)?;
-    let mut colorizer = Colorizer::load(&model_path, &device)?.with_fit(a.fit);
-    if let Some(s) = a.size {
-        colorizer = colorizer.with_size(s)?;
-    }
+    let method = match a.method {
+        MethodKind::Gan => Method::Gan(Box::new(load_colorizer(&a.model, &device, a.size, a.fit)?)),
+        kind => Method::classic(kind, &a.classic.options())?,
+    };
     let single_file_out =
         inputs.len() == 1 && a.inputs.len() == 1 && a.out.extension().is_some() && !a.out.is_dir();
     let opts = BatchOptions {
@@ -242,7 +319,20 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
             if stop.load(Ordering::SeqCst) {
                 bail!("skipped: interrupted");
             }
-            Ok(colorizer.colorize_image(img))
+            match &method {
+                Method::Gan(c) => Ok(c.colorize_image(img)),
+                m => {
+                    let lab = crate::infer::lab_of(img);
+                    let rgb = img.to_rgb8();
+                    let colour = (!crate::infer::is_effectively_gray(&rgb)).then_some(&rgb);
+                    let out = m.colorize(&lab, colour)?;
+                    Ok(if crate::imageio::is_high_bit_depth(img) {
+                        image::DynamicImage::ImageRgb16(out.to_rgb16())
+                    } else {
+                        image::DynamicImage::ImageRgb8(out.to_rgb8())
+                    })
+                }
+            }
         },
         &|r| match (&r.output, &r.error) {
             (Some(o), _) if !quiet => eprintln!("{} -> {}", r.input.display(), o.display()),
@@ -259,4 +349,44 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_PARTIAL));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn load_colorizer(spec: &str, device: &burn::prelude::Device, size: Option<usize>, fit: Fit) -> Result<Colorizer> {
+    let mut c = Colorizer::load(&crate::zoo::resolve(spec)?, device)?.with_fit(fit);
+    if let Some(s) = size {
+        c = c.with_size(s)?;
+    }
+    Ok(c)
+}
+
+fn eval(a: EvalArgs) -> Result<ExitCode> {
+    let opts = crate::eval::EvalOptions { out: a.out.clone(), limit: a.limit, grid_rows: a.grid_rows, quiet: a.quiet };
+    let report = if let (Some(pred), Some(truth)) = (&a.pred, &a.truth) {
+        if a.dir.is_some() || !a.model.is_empty() || !a.method.is_empty() {
+            bail!("--pred/--truth scores existing predictions; do not combine them with DIR, --model or --method");
+        }
+        crate::eval::eval_pairs(pred, truth, &opts)?
+    } else {
+        let Some(dir) = &a.dir else { bail!("give a ground-truth folder (tinct eval --model M DIR) or --pred DIR --truth DIR") };
+        let device = crate::device_by_name(&a.device)?;
+        let mut methods = Vec::new();
+        let models = if a.model.is_empty() && a.method.is_empty() { vec![crate::zoo::DEFAULT_MODEL.to_string()] } else { a.model.clone() };
+        for m in &models {
+            methods.push(Method::Gan(Box::new(load_colorizer(m, &device, a.size, a.fit)?)));
+        }
+        for &k in &a.method {
+            match k {
+                MethodKind::Gan => {}
+                MethodKind::Hints => bail!("--method hints needs per-image scribbles and cannot be evaluated on a folder"),
+                k => methods.push(Method::classic(k, &a.classic.options())?),
+            }
+        }
+        crate::eval::eval_methods(methods, dir, &opts)?
+    };
+    print!("{}", report.summary_table());
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!("report: {}", a.out.join("report.html").display());
+    Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTIAL) })
 }

@@ -121,10 +121,36 @@ pub fn srgb_to_lab(rgb: [f32; 3]) -> [f32; 3] {
     xyz_to_lab(srgb_to_xyz(rgb))
 }
 
-/// L*a*b* -> sRGB, clamped into [0, 1] (out-of-gamut colours are clipped per channel).
+/// L*a*b* -> linear sRGB, unclamped.
+#[inline]
+fn lab_to_linear(lab: [f32; 3]) -> [f32; 3] {
+    mat3(&XYZ_TO_RGB, lab_to_xyz(lab))
+}
+
+#[inline]
+fn in_gamut(lin: [f32; 3]) -> bool {
+    const TOL: f32 = 1e-4;
+    lin.iter().all(|&v| (-TOL..=1.0 + TOL).contains(&v))
+}
+
+/// L*a*b* -> sRGB in [0, 1]. Colours outside the sRGB gamut are brought inside by reducing
+/// their chroma at constant L and hue (a bisection on the chroma scale), so the lightness of
+/// the result is the requested L; per-channel clipping would change it.
 #[inline]
 pub fn lab_to_srgb(lab: [f32; 3]) -> [f32; 3] {
-    let lin = mat3(&XYZ_TO_RGB, lab_to_xyz(lab));
+    let mut lin = lab_to_linear(lab);
+    if !in_gamut(lin) {
+        let (mut lo, mut hi) = (0.0f32, 1.0f32);
+        for _ in 0..12 {
+            let mid = 0.5 * (lo + hi);
+            if in_gamut(lab_to_linear([lab[0], lab[1] * mid, lab[2] * mid])) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lin = lab_to_linear([lab[0], lab[1] * lo, lab[2] * lo]);
+    }
     [
         linear_to_srgb(lin[0].clamp(0.0, 1.0)),
         linear_to_srgb(lin[1].clamp(0.0, 1.0)),
@@ -341,6 +367,22 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_gamut_colours_keep_their_lightness_and_hue() {
+        // Very saturated red on a dark and on a light gray: far outside sRGB.
+        for l in [5.0f32, 30.0, 60.0, 95.0] {
+            let (a, b) = (90.0f32, 70.0f32);
+            let rgb = lab_to_srgb([l, a, b]);
+            let back = srgb_to_lab(rgb);
+            assert!((back[0] - l).abs() < 0.3, "L {l} -> {back:?}");
+            // Same hue angle (where there is any chroma left).
+            if back[1].hypot(back[2]) > 2.0 {
+                let dh = (back[2].atan2(back[1]) - b.atan2(a)).abs();
+                assert!(dh < 0.05, "hue moved by {dh} rad at L {l}");
             }
         }
     }

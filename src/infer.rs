@@ -199,6 +199,15 @@ pub fn lab_of(img: &DynamicImage) -> LabImage {
     }
 }
 
+/// Whether an RGB image carries no colour (every pixel within 3 levels of gray): B&W photos
+/// are often stored as RGB.
+pub fn is_effectively_gray(img: &image::RgbImage) -> bool {
+    img.pixels().all(|p| {
+        let [r, g, b] = p.0;
+        r.abs_diff(g) <= 3 && g.abs_diff(b) <= 3 && r.abs_diff(b) <= 3
+    })
+}
+
 /// Where the output for `input` goes.
 pub fn output_path(
     input: &Path,

@@ -4,9 +4,12 @@
 pub mod bench;
 pub mod cli;
 pub mod color;
+pub mod classic;
 pub mod data;
+pub mod eval;
 pub mod imageio;
 pub mod infer;
+pub mod method;
 pub mod metrics;
 pub mod model;
 pub mod train;

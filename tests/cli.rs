@@ -317,3 +317,98 @@ fn trains_on_shared_photos_when_present() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn eval_scores_methods_and_writes_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_model(tmp.path());
+    let truth = tmp.path().join("truth");
+    write_images(&truth, 3, 48);
+    let reference = tmp.path().join("ref.png");
+    synthetic(40, 40, 5).save(&reference).unwrap();
+    let out = tmp.path().join("report");
+    let o = tinct(&[
+        "eval", truth.to_str().unwrap(), "--model", run.to_str().unwrap(), "--method", "palette",
+        "--method", "reference", "--reference", reference.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let methods: Vec<&str> = report["summary"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["gray", "gan:run", "palette:sepia", "reference"]);
+    // The gray baseline has no colour at all.
+    assert_eq!(report["summary"][0]["colourfulness"].as_f64().unwrap(), 0.0);
+    assert_eq!(report["images"].as_array().unwrap().len(), 3 * 4);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<table>") && html.contains("data:image/jpeg;base64,") && !html.contains("http"));
+
+    // Scoring a folder against itself: PSNR at the cap, SSIM 1, dE 0, AuC 1.
+    let o = tinct(&["eval", "--pred", truth.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let m = &report["summary"][0];
+    assert_eq!(m["psnr"].as_f64().unwrap(), tinct::metrics::PSNR_CAP_DB);
+    assert_eq!(m["ssim"].as_f64().unwrap(), 1.0);
+    assert_eq!(m["ciede2000"].as_f64().unwrap(), 0.0);
+    assert_eq!(m["ab_auc"].as_f64().unwrap(), 1.0);
+}
+
+#[test]
+fn eval_and_classic_methods_reject_bad_inputs_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let truth = tmp.path().join("truth");
+    let pred = tmp.path().join("pred");
+    write_images(&truth, 2, 32);
+    std::fs::create_dir_all(&pred).unwrap();
+    synthetic(32, 32, 0).save(pred.join("img0.png")).unwrap();
+    synthetic(20, 32, 1).save(pred.join("img1.png")).unwrap(); // wrong size
+    let out = tmp.path().join("r");
+    let o = tinct(&["eval", "--pred", pred.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("img1.png") && err.contains("20x32") && err.contains("32x32"), "{err}");
+
+    // A missing prediction.
+    std::fs::remove_file(pred.join("img1.png")).unwrap();
+    let o = tinct(&["eval", "--pred", pred.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no prediction"), "{}", stderr(&o));
+
+    // Hints outside the image.
+    let img = truth.join("img0.png");
+    let hints = tmp.path().join("hints.json");
+    std::fs::write(&hints, r##"{"points":[{"x":5,"y":5,"color":"#ff0000"},{"x":500,"y":3,"color":"#0000ff"}]}"##).unwrap();
+    let o = tinct(&["colorize", img.to_str().unwrap(), "-o", tmp.path().join("o").to_str().unwrap(), "--method", "hints", "--hints", hints.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("500"), "{}", stderr(&o));
+
+    // A method without its input is a usage error.
+    let o = tinct(&["colorize", img.to_str().unwrap(), "--method", "reference"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--reference"));
+}
+
+#[test]
+fn classic_methods_colourise_and_keep_lightness() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gray = tmp.path().join("gray.png");
+    DynamicImage::ImageRgb8(synthetic(60, 40, 1)).to_luma8().save(&gray).unwrap();
+    let hints = tmp.path().join("h.json");
+    std::fs::write(&hints, r##"{"points":[{"x":5,"y":5,"color":"#ff0000"},{"x":50,"y":30,"rgb":[0,0,255]}]}"##).unwrap();
+    let reference = tmp.path().join("ref.png");
+    synthetic(40, 40, 5).save(&reference).unwrap();
+    for (method, extra) in [
+        ("palette", vec!["--palette", "cyanotype"]),
+        ("hints", vec!["--hints", hints.to_str().unwrap()]),
+        ("reference", vec!["--reference", reference.to_str().unwrap()]),
+    ] {
+        let out = tmp.path().join(format!("{method}.png"));
+        let mut args = vec!["colorize", gray.to_str().unwrap(), "-o", out.to_str().unwrap(), "--method", method];
+        args.extend(extra);
+        let o = tinct(&args);
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        let result = image::open(&out).unwrap();
+        let input = image::open(&gray).unwrap();
+        assert!(mean_abs_dl(&input, &result) < 0.5, "{method}");
+        assert!(!tinct::infer::is_effectively_gray(&result.to_rgb8()), "{method} added no colour");
+    }
+}

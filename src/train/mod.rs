@@ -644,7 +644,7 @@ pub fn validate(g: &Generator, samples: &[Sample], size: usize, device: &Device)
                 / p.len() as f64;
         let pred = sample_to_lab(&s.l, p, size).to_rgb8();
         let truth = sample_to_lab(&s.l, &s.ab, size).to_rgb8();
-        psnr_sum += crate::metrics::psnr(&pred, &truth);
+        psnr_sum += crate::metrics::psnr(&pred, &truth).unwrap_or(f64::NAN);
     }
     let n = samples.len().max(1) as f64;
     (l1_sum / n, psnr_sum / n)

@@ -1,0 +1,314 @@
+//! `tinct eval`: scores methods against ground truth (PSNR, SSIM, CIEDE2000, colourfulness,
+//! ab-error AuC) and writes `report.json` and a self-contained `report.html` with the table
+//! and the best and worst images per method.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use image::{RgbImage, imageops};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::color::LabImage;
+use crate::method::Method;
+use crate::metrics::{self, Metrics};
+
+/// Options of an evaluation.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    /// Folder for `report.json` and `report.html`.
+    pub out: PathBuf,
+    /// Evaluate at most this many images (sorted by path).
+    pub limit: Option<usize>,
+    /// Best and worst images shown per method.
+    pub grid_rows: usize,
+    pub quiet: bool,
+}
+
+/// Scores of one image under one method.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImageScore {
+    pub file: String,
+    pub method: String,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// Mean scores of one method.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MethodSummary {
+    pub method: String,
+    #[serde(flatten)]
+    pub mean: Metrics,
+    /// Mean seconds per image spent colourising (0 for precomputed predictions).
+    pub seconds_per_image: f64,
+}
+
+/// The whole report (`report.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub truth_dir: String,
+    pub summary: Vec<MethodSummary>,
+    pub images: Vec<ImageScore>,
+    /// Files that could not be evaluated, with the reason.
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    pub fn summary_table(&self) -> String {
+        let mut s = format!(
+            "{:<28} {:>6} {:>7} {:>6} {:>7} {:>6} {:>8} {:>8}\n",
+            "method", "images", "PSNR", "SSIM", "dE2000", "AuC", "CF", "CF truth"
+        );
+        for m in &self.summary {
+            s += &format!(
+                "{:<28} {:>6} {:>7.2} {:>6.3} {:>7.2} {:>6.3} {:>8.1} {:>8.1}\n",
+                m.method, m.mean.images, m.mean.psnr, m.mean.ssim, m.mean.ciede2000, m.mean.ab_auc, m.mean.colourfulness,
+                m.mean.colourfulness_truth
+            );
+        }
+        s
+    }
+}
+
+fn bar(len: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len as u64);
+    b.set_style(
+        ProgressStyle::with_template("[{bar:30}] {pos}/{len} images {per_sec} {eta_precise}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    b
+}
+
+fn truth_files(dir: &Path, limit: Option<usize>) -> Result<Vec<PathBuf>> {
+    let mut files = crate::data::require_images(dir)?;
+    if let Some(n) = limit {
+        files.truncate(n);
+    }
+    Ok(files)
+}
+
+fn rel_name(path: &Path, dir: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned()
+}
+
+/// Evaluates `methods` on the colour images of `truth_dir`: each is reduced to its L,
+/// colourised, and compared with the original. The gray baseline is always included.
+pub fn eval_methods(methods: Vec<Method>, truth_dir: &Path, opts: &EvalOptions) -> Result<Report> {
+    let mut methods = methods;
+    if !methods.iter().any(|m| matches!(m, Method::Gray)) {
+        methods.insert(0, Method::Gray);
+    }
+    let files = truth_files(truth_dir, opts.limit)?;
+    let names: Vec<String> = methods.iter().map(Method::name).collect();
+    let progress = bar(files.len(), opts.quiet);
+    // Images are evaluated in parallel; each yields per-method scores and timings.
+    type PerImage = (Vec<(usize, Metrics, f64)>, Vec<String>);
+    let results: Vec<PerImage> = files
+        .par_iter()
+        .map(|f| {
+            let mut scores = Vec::new();
+            let mut errors = Vec::new();
+            match crate::imageio::open(f) {
+                Err(e) => errors.push(format!("{e:#}")),
+                Ok(img) => {
+                    let truth = img.to_rgb8();
+                    let lab = LabImage::from_rgb8(&truth);
+                    for (i, m) in methods.iter().enumerate() {
+                        let t0 = Instant::now();
+                        let out = m.colorize(&lab, None).map(|o| o.to_rgb8());
+                        let secs = t0.elapsed().as_secs_f64();
+                        match out.and_then(|p| metrics::compare(&p, &truth).map_err(Into::into)) {
+                            Ok(s) => scores.push((i, s, secs)),
+                            Err(e) => errors.push(format!("{}: {}: {e:#}", f.display(), names[i])),
+                        }
+                    }
+                }
+            }
+            progress.inc(1);
+            (scores, errors)
+        })
+        .collect();
+    progress.finish_and_clear();
+
+    let mut images = Vec::new();
+    let mut errors = Vec::new();
+    let mut per_method: Vec<(Vec<Metrics>, f64)> = vec![(Vec::new(), 0.0); methods.len()];
+    for (f, (scores, errs)) in files.iter().zip(results) {
+        errors.extend(errs);
+        for (i, s, secs) in scores {
+            per_method[i].0.push(s.clone());
+            per_method[i].1 += secs;
+            images.push(ImageScore { file: rel_name(f, truth_dir), method: names[i].clone(), metrics: s });
+        }
+    }
+    let summary = names
+        .iter()
+        .zip(&per_method)
+        .map(|(n, (all, secs))| MethodSummary {
+            method: n.clone(),
+            mean: metrics::mean_metrics(all),
+            seconds_per_image: secs / all.len().max(1) as f64,
+        })
+        .collect();
+    let report = Report { truth_dir: truth_dir.display().to_string(), summary, images, errors };
+    let grids = grids_for_methods(&report, &methods, truth_dir, opts.grid_rows)?;
+    write_report(&report, &grids, &opts.out)?;
+    Ok(report)
+}
+
+/// Evaluates precomputed predictions against ground truth, matching files by their path
+/// relative to each folder (or, failing that, by file stem).
+pub fn eval_pairs(pred_dir: &Path, truth_dir: &Path, opts: &EvalOptions) -> Result<Report> {
+    let truths = truth_files(truth_dir, opts.limit)?;
+    let preds = crate::data::require_images(pred_dir)?;
+    let mut by_rel: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut by_stem: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for p in preds {
+        by_rel.insert(rel_name(&p, pred_dir), p.clone());
+        if let Some(s) = p.file_stem() {
+            by_stem.insert(s.to_string_lossy().into_owned(), p);
+        }
+    }
+    let progress = bar(truths.len(), opts.quiet);
+    let results: Vec<Result<ImageScore, String>> = truths
+        .par_iter()
+        .map(|t| {
+            let rel = rel_name(t, truth_dir);
+            let stem = t.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let r = (|| -> Result<ImageScore> {
+                let p = by_rel
+                    .get(&rel)
+                    .or_else(|| by_stem.get(&stem))
+                    .with_context(|| format!("{}: no prediction for it in {}", t.display(), pred_dir.display()))?;
+                let pred = crate::imageio::open(p)?.to_rgb8();
+                let truth = crate::imageio::open(t)?.to_rgb8();
+                let m = metrics::compare(&pred, &truth).with_context(|| format!("{} vs {}", p.display(), t.display()))?;
+                Ok(ImageScore { file: rel, method: "pred".into(), metrics: m })
+            })();
+            progress.inc(1);
+            r.map_err(|e| format!("{e:#}"))
+        })
+        .collect();
+    progress.finish_and_clear();
+    let mut images = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(s) => images.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if images.is_empty() {
+        bail!("no prediction could be scored: {}", errors.first().cloned().unwrap_or_default());
+    }
+    let all: Vec<Metrics> = images.iter().map(|i| i.metrics.clone()).collect();
+    let summary = vec![MethodSummary { method: "pred".into(), mean: metrics::mean_metrics(&all), seconds_per_image: 0.0 }];
+    let report = Report { truth_dir: truth_dir.display().to_string(), summary, images, errors };
+    write_report(&report, &[], &opts.out)?;
+    Ok(report)
+}
+
+/// Height of the thumbnails in the HTML grids.
+const THUMB_H: u32 = 128;
+
+fn thumb(img: &RgbImage) -> RgbImage {
+    let w = (img.width() as u64 * THUMB_H as u64 / img.height().max(1) as u64).max(1) as u32;
+    imageops::resize(img, w, THUMB_H, imageops::FilterType::Triangle)
+}
+
+/// For each method, a grid of its best and worst images (by CIEDE2000): each row is
+/// gray | every method | truth.
+fn grids_for_methods(report: &Report, methods: &[Method], truth_dir: &Path, rows: usize) -> Result<Vec<(String, RgbImage)>> {
+    let mut grids = Vec::new();
+    for m in methods.iter().filter(|m| !matches!(m, Method::Gray)) {
+        let name = m.name();
+        let mut scored: Vec<&ImageScore> = report.images.iter().filter(|s| s.method == name).collect();
+        scored.sort_by(|a, b| a.metrics.ciede2000.total_cmp(&b.metrics.ciede2000));
+        let mut picks: Vec<(&str, &ImageScore)> = scored.iter().take(rows).map(|s| ("best", *s)).collect();
+        picks.extend(scored.iter().rev().take(rows).rev().map(|s| ("worst", *s)));
+        picks.dedup_by(|a, b| a.1.file == b.1.file);
+        let mut row_imgs = Vec::new();
+        for (_, s) in &picks {
+            let truth = crate::imageio::open(&truth_dir.join(&s.file))?.to_rgb8();
+            let lab = LabImage::from_rgb8(&truth);
+            let mut tiles = Vec::new();
+            for mm in methods {
+                tiles.push(thumb(&mm.colorize(&lab, None)?.to_rgb8()));
+            }
+            tiles.push(thumb(&truth));
+            row_imgs.push(tiles);
+        }
+        if row_imgs.is_empty() {
+            continue;
+        }
+        let widths: Vec<u32> = (0..row_imgs[0].len()).map(|c| row_imgs.iter().map(|r| r[c].width()).max().unwrap_or(0)).collect();
+        let mut grid = RgbImage::from_pixel(widths.iter().sum::<u32>() + 4 * widths.len() as u32, (THUMB_H + 4) * row_imgs.len() as u32, image::Rgb([255, 255, 255]));
+        for (r, tiles) in row_imgs.iter().enumerate() {
+            let mut x = 0;
+            for (c, t) in tiles.iter().enumerate() {
+                imageops::replace(&mut grid, t, x as i64, (r as u32 * (THUMB_H + 4)) as i64);
+                x += widths[c] + 4;
+            }
+        }
+        grids.push((name, grid));
+    }
+    Ok(grids)
+}
+
+/// The grid as an inline JPEG (quality 85 keeps reports small).
+fn jpeg_data_uri(img: &RgbImage) -> Result<String> {
+    let mut bytes = Vec::new();
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85);
+    img.write_with_encoder(enc).context("cannot encode grid")?;
+    Ok(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn write_report(report: &Report, grids: &[(String, RgbImage)], out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    crate::imageio::write_bytes_atomic(&out.join("report.json"), serde_json::to_string_pretty(report)?.as_bytes())?;
+    let mut h = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tinct eval</title><style>\
+body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}\
+td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>",
+    );
+    h += &format!("<h1>tinct eval</h1><p>Ground truth: {}</p>", html_escape(&report.truth_dir));
+    h += "<table><tr><th>method</th><th>images</th><th>PSNR (dB)</th><th>SSIM</th><th>ΔE2000</th><th>AuC</th><th>colourfulness</th><th>truth colourfulness</th><th>s/image</th></tr>";
+    for m in &report.summary {
+        h += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.3}</td><td>{:.2}</td><td>{:.3}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td></tr>",
+            html_escape(&m.method), m.mean.images, m.mean.psnr, m.mean.ssim, m.mean.ciede2000, m.mean.ab_auc, m.mean.colourfulness,
+            m.mean.colourfulness_truth, m.seconds_per_image
+        );
+    }
+    h += "</table><p>PSNR and SSIM on 8-bit RGB (PSNR capped at 100 dB for identical images); ΔE2000 is the mean over pixels; \
+AuC is the area under the cumulative ab-error curve for thresholds 0..150 (Zhang et al. 2016); colourfulness is Hasler and Süsstrunk's M.</p>";
+    for (name, grid) in grids {
+        h += &format!(
+            "<h2>{}: best and worst by ΔE2000</h2><p>columns: each method in table order (gray first), then the truth</p><img src=\"{}\">",
+            html_escape(name),
+            jpeg_data_uri(grid)?
+        );
+    }
+    if !report.errors.is_empty() {
+        h += "<h2>Errors</h2><ul>";
+        for e in &report.errors {
+            h += &format!("<li>{}</li>", html_escape(e));
+        }
+        h += "</ul>";
+    }
+    h += "</body></html>";
+    crate::imageio::write_bytes_atomic(&out.join("report.html"), h.as_bytes())
+}

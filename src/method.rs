@@ -1,0 +1,142 @@
+//! The colourisation methods a user can pick: the GAN (default) and the classic methods the
+//! seed names (reference transfer, scribble hints, brightness-to-palette), plus the "gray"
+//! baseline (ab = 0) used in evaluations. Every method keeps the input's L.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use image::RgbImage;
+
+use crate::classic::{self, HintMap, Palette, SolverOptions};
+use crate::color::LabImage;
+use crate::infer::Colorizer;
+
+/// Which method `--method` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodKind {
+    /// The GAN generator (default).
+    Gan,
+    /// Colour from a reference photo (Welsh et al. 2002 for gray inputs, Reinhard et al. 2001
+    /// for colour inputs).
+    Reference,
+    /// Colour from scribbles (Levin et al. 2004).
+    Hints,
+    /// Colour from a brightness-to-colour gradient.
+    Palette,
+    /// No colour (a = b = 0): the baseline.
+    Gray,
+}
+
+/// Where the user's scribbles come from.
+#[derive(Clone, Debug)]
+pub enum Hints {
+    /// Points from a JSON file (resolved per image).
+    Points(classic::HintSet),
+    /// A PNG of colour marks over the gray image.
+    Scribble(RgbImage),
+}
+
+impl Hints {
+    /// Loads a `.json` point list or an image of scribbles.
+    pub fn load(path: &Path) -> Result<Hints> {
+        let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_json {
+            Ok(Hints::Points(classic::load_hints_json(path).with_context(|| path.display().to_string())?))
+        } else {
+            Ok(Hints::Scribble(crate::imageio::open(path)?.to_rgb8()))
+        }
+    }
+
+    fn map(&self, gray: &LabImage) -> Result<HintMap> {
+        Ok(match self {
+            Hints::Points(set) => HintMap::from_points(set, gray.width, gray.height)?,
+            Hints::Scribble(s) => classic::hints_from_scribble(gray, s, classic::SCRIBBLE_MIN_CHROMA)?,
+        })
+    }
+}
+
+/// A ready-to-run method.
+pub enum Method {
+    Gan(Box<Colorizer>),
+    Reference { reference: RgbImage, seed: u64 },
+    Hints(Hints),
+    Palette { palette: Palette, strength: f32 },
+    Gray,
+}
+
+impl Method {
+    /// A short name for tables and file names.
+    pub fn name(&self) -> String {
+        match self {
+            Method::Gan(c) => format!("gan:{}", model_label(&c.source)),
+            Method::Reference { .. } => "reference".into(),
+            Method::Hints(_) => "hints".into(),
+            Method::Palette { palette, .. } => format!("palette:{}", palette.name),
+            Method::Gray => "gray".into(),
+        }
+    }
+
+    /// Colourises a full-resolution L*a*b* image (only its L is read). `color_input` is the
+    /// original colour image, when there is one (Reinhard transfer uses it).
+    pub fn colorize(&self, lab: &LabImage, color_input: Option<&RgbImage>) -> Result<LabImage> {
+        Ok(match self {
+            Method::Gan(c) => c.colorize_planes(std::slice::from_ref(lab)).remove(0),
+            Method::Reference { reference, seed } => match color_input {
+                Some(rgb) => {
+                    let recoloured = classic::reinhard_transfer(rgb, reference)?;
+                    let mut out = LabImage::from_rgb8(&recoloured);
+                    out.l = lab.l.clone();
+                    out
+                }
+                None => classic::welsh_transfer(lab, reference, *seed)?,
+            },
+            Method::Hints(h) => classic::colorize_with_hints(lab, &h.map(lab)?, &SolverOptions::default())?,
+            Method::Palette { palette, strength } => classic::apply_palette(lab, palette, *strength)?,
+            Method::Gray => LabImage { a: vec![0.0; lab.l.len()], b: vec![0.0; lab.l.len()], ..lab.clone() },
+        })
+    }
+}
+
+/// A readable label for a model file: its run folder or file stem.
+pub fn model_label(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if stem == "generator" {
+        if let Some(dir) = path.parent().and_then(|p| p.file_name()) {
+            return dir.to_string_lossy().into_owned();
+        }
+    }
+    stem
+}
+
+/// Everything needed to build a method from command-line options.
+#[derive(Clone, Debug, Default)]
+pub struct MethodOptions {
+    pub reference: Option<PathBuf>,
+    pub hints: Option<PathBuf>,
+    pub palette: Option<String>,
+    pub palette_strength: f32,
+    pub seed: u64,
+}
+
+impl Method {
+    /// Builds a classic method (not `gan`, which needs a model) from options, with a clear
+    /// error when its input is missing.
+    pub fn classic(kind: MethodKind, o: &MethodOptions) -> Result<Method> {
+        Ok(match kind {
+            MethodKind::Gray => Method::Gray,
+            MethodKind::Reference => {
+                let Some(p) = &o.reference else { bail!("--method reference needs --reference IMAGE") };
+                Method::Reference { reference: crate::imageio::open(p)?.to_rgb8(), seed: o.seed }
+            }
+            MethodKind::Hints => {
+                let Some(p) = &o.hints else { bail!("--method hints needs --hints FILE (.json points or a scribble image)") };
+                Method::Hints(Hints::load(p)?)
+            }
+            MethodKind::Palette => {
+                let name = o.palette.as_deref().unwrap_or("sepia");
+                Method::Palette { palette: classic::palette_by_name_or_file(name)?, strength: o.palette_strength }
+            }
+            MethodKind::Gan => bail!("the gan method needs a model"),
+        })
+    }
+}
