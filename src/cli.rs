@@ -37,6 +37,8 @@ pub enum Command {
     Colorize(ColorizeArgs),
     /// Score models and methods against ground truth, with a JSON and an HTML report.
     Eval(EvalArgs),
+    /// Colourise a video (or a folder of numbered frames) with temporal stabilisation.
+    Video(VideoArgs),
     /// List the shipped models.
     Models,
     /// Measure training and inference speed.
@@ -178,6 +180,54 @@ impl ClassicArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct VideoArgs {
+    /// Input video file (any format ffmpeg reads); omit with --from-frames.
+    #[arg(required_unless_present = "from_frames")]
+    pub input: Option<PathBuf>,
+    /// Output video file (the extension picks the container); omit with --to-frames.
+    #[arg(short, long, required_unless_present_any = ["to_frames", "eval"])]
+    pub out: Option<PathBuf>,
+    /// Read numbered image files from this folder instead of a video.
+    #[arg(long, conflicts_with = "input")]
+    pub from_frames: Option<PathBuf>,
+    /// Frame rate of --from-frames input.
+    #[arg(long, default_value = "25")]
+    pub fps: crate::video::FrameRate,
+    /// Write numbered PNG frames to this folder instead of a video.
+    #[arg(long, conflicts_with = "out")]
+    pub to_frames: Option<PathBuf>,
+    /// Colour every frame on its own (no temporal stabilisation).
+    #[arg(long)]
+    pub no_stabilize: bool,
+    /// Shipped model name, run directory or .safetensors file.
+    #[arg(long, default_value = crate::zoo::DEFAULT_MODEL)]
+    pub model: String,
+    /// Working size of the network.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Frames per network batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// x264 quality (lower is better).
+    #[arg(long, default_value_t = 18)]
+    pub crf: u8,
+    /// Stop after this many frames.
+    #[arg(long)]
+    pub max_frames: Option<u64>,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub force: bool,
+    /// Instead of writing a video, treat the input as colour ground truth: colourise its gray
+    /// frames with and without stabilisation and print flicker, PSNR and colourfulness (JSON).
+    #[arg(long)]
+    pub eval: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Folder of colour ground-truth images to colourise and score.
     pub dir: Option<PathBuf>,
@@ -221,6 +271,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(a) => train(a),
         Command::Colorize(a) => colorize(a),
         Command::Eval(a) => eval(a),
+        Command::Video(a) => video(a),
         Command::Models => {
             let available = crate::zoo::available();
             for (name, desc) in crate::zoo::SHIPPED {
@@ -389,4 +440,50 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     }
     eprintln!("report: {}", a.out.join("report.html").display());
     Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTIAL) })
+}
+
+fn video(a: VideoArgs) -> Result<ExitCode> {
+    use crate::video::{VideoInput, VideoOptions, VideoOutput};
+    let device = crate::device_by_name(&a.device)?;
+    let input = match (&a.input, &a.from_frames) {
+        (_, Some(dir)) => VideoInput::Frames { dir: dir.clone(), frame_rate: a.fps },
+        (Some(f), None) => VideoInput::File(f.clone()),
+        (None, None) => bail!("give an input video or --from-frames DIR"),
+    };
+    let mut colorizer = load_colorizer(&a.model, &device, a.size, Fit::Stretch)?;
+    let opts = VideoOptions {
+        stabilize: !a.no_stabilize,
+        batch_size: a.batch_size,
+        crf: a.crf,
+        max_frames: a.max_frames,
+        overwrite: a.force,
+        quiet: a.quiet,
+        ..VideoOptions::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt(stop.clone(), "stopping; the partial output is removed");
+    if a.eval {
+        let report = crate::video::evaluate(&input, &mut colorizer, &opts, &stop)?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let output = match (&a.out, &a.to_frames) {
+        (_, Some(dir)) => VideoOutput::Frames(dir.clone()),
+        (Some(f), None) => VideoOutput::File(f.clone()),
+        (None, None) => bail!("give an output file (-o) or --to-frames DIR"),
+    };
+    let summary = crate::video::run(&input, &output, &mut colorizer, &opts, &stop)?;
+    if !a.quiet {
+        eprintln!(
+            "{} frames ({}x{}, {:.3} fps) in {:.1} s: {:.2} frames/s -> {}",
+            summary.frames,
+            summary.width,
+            summary.height,
+            summary.frame_rate.as_f64(),
+            summary.seconds,
+            summary.frames as f64 / summary.seconds.max(1e-9),
+            summary.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -334,3 +334,11 @@ pub fn run_batch(
         })
         .collect()
 }
+
+/// Video frames go through the same full-resolution path as images, a batch at a time.
+impl crate::video::FrameColorizer for Colorizer {
+    fn colorize_batch(&mut self, frames: &[image::RgbImage]) -> anyhow::Result<Vec<LabImage>> {
+        let labs: Vec<LabImage> = frames.iter().map(LabImage::from_rgb8).collect();
+        Ok(self.colorize_planes(&labs))
+    }
+}

@@ -13,6 +13,7 @@ pub mod method;
 pub mod metrics;
 pub mod model;
 pub mod train;
+pub mod video;
 pub mod zoo;
 
 /// The compute device named by `--device`.

@@ -412,3 +412,37 @@ fn classic_methods_colourise_and_keep_lightness() {
         assert!(!tinct::infer::is_effectively_gray(&result.to_rgb8()), "{method} added no colour");
     }
 }
+
+#[test]
+fn video_command_colourises_a_clip_and_reports_flicker() {
+    if Command::new("ffmpeg").arg("-version").output().is_err() {
+        eprintln!("skipping: ffmpeg not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_model(tmp.path());
+    let clip = tmp.path().join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "1", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = tmp.path().join("out.mp4");
+    let o = tinct(&["video", clip.to_str().unwrap(), "-o", out.to_str().unwrap(), "--model", run.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.exists());
+    let o = tinct(&["video", clip.to_str().unwrap(), "--eval", "--model", run.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["frames"].as_u64(), Some(10));
+    assert!(report["flicker_stabilized"].as_f64().unwrap() <= report["flicker_raw"].as_f64().unwrap() + 1e-9);
+    // Not a video: a clear error, exit 2, no output.
+    let bad = tmp.path().join("bad.mp4");
+    std::fs::write(&bad, "not a video").unwrap();
+    let out2 = tmp.path().join("out2.mp4");
+    let o = tinct(&["video", bad.to_str().unwrap(), "-o", out2.to_str().unwrap(), "--model", run.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.mp4"), "{}", stderr(&o));
+    assert!(!out2.exists());
+}
