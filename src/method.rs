@@ -100,10 +100,10 @@ impl Method {
 /// A readable label for a model file: its run folder or file stem.
 pub fn model_label(path: &Path) -> String {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    if stem == "generator" {
-        if let Some(dir) = path.parent().and_then(|p| p.file_name()) {
-            return dir.to_string_lossy().into_owned();
-        }
+    if stem == "generator"
+        && let Some(dir) = path.parent().and_then(|p| p.file_name())
+    {
+        return dir.to_string_lossy().into_owned();
     }
     stem
 }

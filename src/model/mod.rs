@@ -95,6 +95,8 @@ impl GeneratorConfig {
 }
 
 /// A generator: `[B, 1, H, W]` L in [-1, 1] -> `[B, 2, H, W]` ab in [-1, 1].
+// One generator exists per loaded model, so the size difference between variants is immaterial.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Generator {
     Unet(Unet),
