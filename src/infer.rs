@@ -31,6 +31,14 @@ fn plane(w: u32, h: u32, v: Vec<f32>) -> PlaneF32 {
     ImageBuffer::from_raw(w, h, v).expect("plane length matches its size")
 }
 
+/// Resizes a plane of values in `[lo, hi]`. The `image` crate clamps `f32` samples to
+/// [0, 1] when resampling, so values are mapped into that range and back.
+fn resize_plane(values: &[f32], (w, h): (u32, u32), (nw, nh): (u32, u32), lo: f32, hi: f32, filter: FilterType) -> Vec<f32> {
+    let span = hi - lo;
+    let unit = plane(w, h, values.iter().map(|&v| (v - lo) / span).collect());
+    image::imageops::resize(&unit, nw, nh, filter).into_raw().into_iter().map(|u| lo + u * span).collect()
+}
+
 /// A generator ready for inference.
 pub struct Colorizer {
     g: Generator,
@@ -130,27 +138,24 @@ impl Colorizer {
     /// L at working size in network scale, and the content box (x, y, w, h) inside it.
     fn to_working(&self, img: &LabImage) -> (Vec<f32>, (u32, u32, u32, u32)) {
         let s = self.size as u32;
-        let l = plane(img.width, img.height, img.l.clone());
+        let dims = (img.width, img.height);
         match self.fit {
             Fit::Stretch => {
-                let r = image::imageops::resize(&l, s, s, FilterType::CatmullRom);
-                (
-                    r.into_raw().into_iter().map(scale::l_to_net).collect(),
-                    (0, 0, s, s),
-                )
+                let r = resize_plane(&img.l, dims, (s, s), 0.0, 100.0, FilterType::CatmullRom);
+                (r.into_iter().map(scale::l_to_net).collect(), (0, 0, s, s))
             }
             Fit::Pad => {
                 let k = s as f64 / img.width.max(img.height) as f64;
                 let w = ((img.width as f64 * k).round() as u32).clamp(1, s);
                 let h = ((img.height as f64 * k).round() as u32).clamp(1, s);
-                let r = image::imageops::resize(&l, w, h, FilterType::CatmullRom);
+                let r = resize_plane(&img.l, dims, (w, h), 0.0, 100.0, FilterType::CatmullRom);
                 let (x0, y0) = ((s - w) / 2, (s - h) / 2);
                 let mut out = Vec::with_capacity((s * s) as usize);
                 for y in 0..s {
                     let yy = y.saturating_sub(y0).min(h - 1);
                     for x in 0..s {
                         let xx = x.saturating_sub(x0).min(w - 1);
-                        out.push(scale::l_to_net(r.get_pixel(xx, yy).0[0]));
+                        out.push(scale::l_to_net(r[(yy * w + xx) as usize]));
                     }
                 }
                 (out, (x0, y0, w, h))
@@ -164,9 +169,13 @@ impl Colorizer {
         let s = self.size as u32;
         let n = (s * s) as usize;
         let up = |p: &[f32]| -> Vec<f32> {
-            let full = plane(s, s, p.iter().map(|&v| scale::ab_from_net(v)).collect());
-            let crop = image::imageops::crop_imm(&full, x0, y0, w, h).to_image();
-            image::imageops::resize(&crop, img.width, img.height, FilterType::Triangle).into_raw()
+            // The network's output is tanh-bounded to [-1, 1]: crop, upsample, then scale.
+            let full = plane(s, s, p.to_vec());
+            let crop = image::imageops::crop_imm(&full, x0, y0, w, h).to_image().into_raw();
+            resize_plane(&crop, (w, h), (img.width, img.height), -1.0, 1.0, FilterType::Triangle)
+                .into_iter()
+                .map(scale::ab_from_net)
+                .collect()
         };
         LabImage {
             width: img.width,
@@ -340,5 +349,47 @@ impl crate::video::FrameColorizer for Colorizer {
     fn colorize_batch(&mut self, frames: &[image::RgbImage]) -> anyhow::Result<Vec<LabImage>> {
         let labs: Vec<LabImage> = frames.iter().map(LabImage::from_rgb8).collect();
         Ok(self.colorize_planes(&labs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::GeneratorConfig;
+    use burn::module::Module;
+
+    /// The full-resolution path must carry the network's colour through: at twice the working
+    /// size the output's mean a and b equal the network's own prediction's.
+    #[test]
+    fn full_resolution_output_carries_the_network_prediction() {
+        let device = Device::flex();
+        let cfg = GeneratorConfig::unet_for_size(32, 4);
+        // Shift every bias and batch-norm offset so the untrained network's output is far from gray.
+        struct Shift;
+        impl burn::module::ModuleMapper for Shift {
+            fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+                if D == 1 { p.map(|t| t.add_scalar(0.3)) } else { p }
+            }
+        }
+        let g = cfg.init(&device).map(&mut Shift).valid();
+        let c = Colorizer::new(g, cfg, &device, PathBuf::from("test"));
+        let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 128]));
+        let lab = LabImage::from_rgb8(&img);
+        let out = c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
+        assert_eq!(out.l, lab.l);
+        // The network's own view: L resized to 32x32.
+        let (net_l, _) = c.to_working(&lab);
+        assert!(net_l.iter().all(|v| (-1.0..=1.0).contains(v)));
+        let mean_l = net_l.iter().sum::<f32>() / net_l.len() as f32;
+        let want = scale::l_to_net(lab.l.iter().sum::<f32>() / lab.l.len() as f32);
+        assert!((mean_l - want).abs() < 0.02, "working-size L mean {mean_l} vs {want}");
+        let x = Tensor::<4>::from_data(TensorData::new(net_l, [1, 1, 32, 32]), &device);
+        let ab = c.g.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        let net_a = ab[..1024].iter().map(|&v| scale::ab_from_net(v)).sum::<f32>() / 1024.0;
+        let net_b = ab[1024..].iter().map(|&v| scale::ab_from_net(v)).sum::<f32>() / 1024.0;
+        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+        assert!((mean(&out.a) - net_a).abs() < 0.5, "{} vs {net_a}", mean(&out.a));
+        assert!((mean(&out.b) - net_b).abs() < 0.5, "{} vs {net_b}", mean(&out.b));
+        assert!(net_a.abs() + net_b.abs() > 0.5, "untrained network predicts near-zero ab; test is vacuous");
     }
 }
