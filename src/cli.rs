@@ -67,9 +67,9 @@ pub struct TrainArgs {
     /// Adversarial (GAN + L1) epochs [default: 100; with --resume, the run's own].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// L1-only generator pretraining epochs, run first.
-    #[arg(long, default_value_t = 0)]
-    pub pretrain_epochs: usize,
+    /// L1-only generator pretraining epochs, run first [default: 0; with --resume, the run's own].
+    #[arg(long)]
+    pub pretrain_epochs: Option<usize>,
     #[arg(long, default_value_t = 2e-4)]
     pub lr: f64,
     /// Weight of the L1 term.
@@ -93,9 +93,10 @@ pub struct TrainArgs {
     /// Minutes between mid-epoch checkpoints.
     #[arg(long, default_value_t = 10.0)]
     pub checkpoint_minutes: f64,
-    /// Epochs at the start with the pretrained encoder frozen (only the decoder learns).
-    #[arg(long, default_value_t = 0)]
-    pub freeze_encoder_epochs: usize,
+    /// Epochs at the start with the pretrained encoder frozen (only the decoder learns)
+    /// [default: 0; with --resume, the run's own].
+    #[arg(long)]
+    pub freeze_encoder_epochs: Option<usize>,
     /// Keep every epoch's generator in RUN_DIR/generators/.
     #[arg(long)]
     pub keep_generators: bool,
@@ -295,14 +296,14 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     let config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))
         .with_batch_size(a.batch_size)
         .with_epochs(a.epochs.unwrap_or(100))
-        .with_pretrain_epochs(a.pretrain_epochs)
+        .with_pretrain_epochs(a.pretrain_epochs.unwrap_or(0))
         .with_lr(a.lr)
         .with_lambda_l1(a.lambda_l1)
         .with_seed(a.seed)
         .with_augment(!a.no_flip)
         .with_val_limit(a.val_limit)
         .with_checkpoint_minutes(a.checkpoint_minutes)
-        .with_freeze_encoder_epochs(a.freeze_encoder_epochs)
+        .with_freeze_encoder_epochs(a.freeze_encoder_epochs.unwrap_or(0))
         .with_keep_generators(a.keep_generators);
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(
@@ -324,7 +325,11 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         force: a.force,
         quiet: a.quiet,
         stop,
-        resume_epochs: a.epochs,
+        schedule: crate::train::Schedule {
+            epochs: a.epochs,
+            pretrain_epochs: a.pretrain_epochs,
+            freeze_encoder_epochs: a.freeze_encoder_epochs,
+        },
     };
     crate::train::train(config, &paths, &opts, &device)?;
     Ok(ExitCode::SUCCESS)

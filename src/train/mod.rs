@@ -111,8 +111,16 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Set (e.g. by Ctrl-C) to stop after the current step with a checkpoint.
     pub stop: Arc<AtomicBool>,
-    /// On resume, the new number of GAN epochs (otherwise the saved run's).
-    pub resume_epochs: Option<usize>,
+    /// On resume, schedule changes given on the command line (otherwise the saved run's).
+    pub schedule: Schedule,
+}
+
+/// The parts of a run's schedule that may change when it is resumed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Schedule {
+    pub epochs: Option<usize>,
+    pub pretrain_epochs: Option<usize>,
+    pub freeze_encoder_epochs: Option<usize>,
 }
 
 /// The mean losses of an epoch.
@@ -288,8 +296,11 @@ pub fn train(
     let (config, paths) = if resuming {
         // The saved run defines the hyper-parameters; only the epoch count may change.
         let (mut saved, saved_paths) = checkpoint::read_run_config(out)?;
-        if let Some(e) = opts.resume_epochs {
-            saved.epochs = e;
+        let sch = opts.schedule;
+        if sch.epochs.is_some() || sch.pretrain_epochs.is_some() || sch.freeze_encoder_epochs.is_some() {
+            saved.epochs = sch.epochs.unwrap_or(saved.epochs);
+            saved.pretrain_epochs = sch.pretrain_epochs.unwrap_or(saved.pretrain_epochs);
+            saved.freeze_encoder_epochs = sch.freeze_encoder_epochs.unwrap_or(saved.freeze_encoder_epochs);
             checkpoint::write_run_config(out, &saved, &saved_paths)?;
         }
         (saved, saved_paths)
