@@ -222,43 +222,31 @@ pub struct LabImage {
 }
 
 impl LabImage {
+    /// Builds the planes from per-pixel L*a*b* values in row-major order.
+    fn from_lab_pixels(width: u32, height: u32, pixels: impl Iterator<Item = [f32; 3]>) -> Self {
+        let n = (width * height) as usize;
+        let (mut l, mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for lab in pixels {
+            l.push(lab[0]);
+            a.push(lab[1]);
+            b.push(lab[2]);
+        }
+        Self { width, height, l, a, b }
+    }
+
     /// Converts an 8-bit sRGB image.
     pub fn from_rgb8(img: &RgbImage) -> Self {
-        let n = (img.width() * img.height()) as usize;
-        let (mut l, mut a, mut b) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        for (i, p) in img.pixels().enumerate() {
-            let lab = rgb8_to_lab(p.0);
-            l[i] = lab[0];
-            a[i] = lab[1];
-            b[i] = lab[2];
-        }
-        Self {
-            width: img.width(),
-            height: img.height(),
-            l,
-            a,
-            b,
-        }
+        Self::from_lab_pixels(img.width(), img.height(), img.pixels().map(|p| rgb8_to_lab(p.0)))
     }
 
     /// Converts a floating-point sRGB image (components in [0, 1]; 16-bit inputs keep
     /// their precision this way).
     pub fn from_rgb32f(img: &Rgb32FImage) -> Self {
-        let n = (img.width() * img.height()) as usize;
-        let (mut l, mut a, mut b) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        for (i, p) in img.pixels().enumerate() {
-            let lab = srgb_to_lab(p.0.map(|c| c.clamp(0.0, 1.0)));
-            l[i] = lab[0];
-            a[i] = lab[1];
-            b[i] = lab[2];
-        }
-        Self {
-            width: img.width(),
-            height: img.height(),
-            l,
-            a,
-            b,
-        }
+        Self::from_lab_pixels(
+            img.width(),
+            img.height(),
+            img.pixels().map(|p| srgb_to_lab(p.0.map(|c| c.clamp(0.0, 1.0)))),
+        )
     }
 
     /// Gray image (a = b = 0) from an 8-bit luma image interpreted as sRGB gray.

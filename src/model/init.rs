@@ -16,37 +16,22 @@ pub trait NormalInit {
     fn init_normal(self, device: &Device) -> Self::Module;
 }
 
-impl NormalInit for Conv2dConfig {
-    type Module = Conv2d;
-    fn init_normal(self, device: &Device) -> Conv2d {
-        let mut conv = self
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: INIT_STD,
-            })
-            .init(device);
-        conv.bias = conv
-            .bias
-            .map(|b| Param::initialized(ParamId::new(), b.val().zeros_like()));
-        conv
-    }
+/// Both convolution kinds take N(0, 0.02) weights and a zero bias the same way.
+macro_rules! normal_init_for {
+    ($config:ty => $module:ty) => {
+        impl NormalInit for $config {
+            type Module = $module;
+            fn init_normal(self, device: &Device) -> $module {
+                let mut conv = self.with_initializer(Initializer::Normal { mean: 0.0, std: INIT_STD }).init(device);
+                conv.bias = conv.bias.map(|b| Param::initialized(ParamId::new(), b.val().zeros_like()));
+                conv
+            }
+        }
+    };
 }
 
-impl NormalInit for ConvTranspose2dConfig {
-    type Module = ConvTranspose2d;
-    fn init_normal(self, device: &Device) -> ConvTranspose2d {
-        let mut conv = self
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: INIT_STD,
-            })
-            .init(device);
-        conv.bias = conv
-            .bias
-            .map(|b| Param::initialized(ParamId::new(), b.val().zeros_like()));
-        conv
-    }
-}
+normal_init_for!(Conv2dConfig => Conv2d);
+normal_init_for!(ConvTranspose2dConfig => ConvTranspose2d);
 
 /// Builds a convolution (plain or transposed) with N(0, 0.02) weights and zero bias.
 pub fn normal_init<C: NormalInit>(config: C, device: &Device) -> C::Module {
