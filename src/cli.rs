@@ -43,6 +43,10 @@ pub enum Command {
     Models,
     /// Measure training and inference speed.
     Bench(crate::bench::BenchArgs),
+    /// Serve a web page and an HTTP API for colourising photos.
+    Serve(crate::serve::ServeArgs),
+    /// Run the human real-vs-fake test as a web page, or summarise its results.
+    Study(crate::serve::study::StudyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -284,6 +288,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => crate::bench::run(&a).map(|_| ExitCode::SUCCESS),
+        Command::Serve(a) => crate::serve::run(&a).map(|_| ExitCode::SUCCESS),
+        Command::Study(a) => crate::serve::study::run(&a).map(|_| ExitCode::SUCCESS),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod infer;
 pub mod method;
 pub mod metrics;
 pub mod model;
+pub mod serve;
 pub mod train;
 pub mod video;
 pub mod zoo;
