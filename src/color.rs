@@ -6,6 +6,10 @@
 //! a and b are unbounded but in practice within about [-110, 110] for sRGB colours.
 
 use image::{GrayImage, Rgb32FImage, RgbImage};
+use rayon::prelude::*;
+
+/// Pixels per parallel work item in whole-image conversions.
+const ROW_CHUNK: usize = 16 * 1024;
 
 /// CIE epsilon, 216/24389 (the exact form of 0.008856, seed eq. 13).
 pub const EPSILON: f32 = 216.0 / 24389.0;
@@ -222,31 +226,46 @@ pub struct LabImage {
 }
 
 impl LabImage {
-    /// Builds the planes from per-pixel L*a*b* values in row-major order.
-    fn from_lab_pixels(width: u32, height: u32, pixels: impl Iterator<Item = [f32; 3]>) -> Self {
+    /// Builds the planes from interleaved samples, converting pixels in parallel.
+    fn from_samples<T: Sync>(width: u32, height: u32, samples: &[T], convert: impl Fn(&[T]) -> [f32; 3] + Sync) -> Self {
         let n = (width * height) as usize;
-        let (mut l, mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for lab in pixels {
-            l.push(lab[0]);
-            a.push(lab[1]);
-            b.push(lab[2]);
-        }
+        let (mut l, mut a, mut b) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        l.par_chunks_mut(ROW_CHUNK)
+            .zip(a.par_chunks_mut(ROW_CHUNK))
+            .zip(b.par_chunks_mut(ROW_CHUNK))
+            .zip(samples.par_chunks(3 * ROW_CHUNK))
+            .for_each(|(((l, a), b), px)| {
+                for (i, p) in px.chunks_exact(3).enumerate() {
+                    let lab = convert(p);
+                    (l[i], a[i], b[i]) = (lab[0], lab[1], lab[2]);
+                }
+            });
         Self { width, height, l, a, b }
     }
 
     /// Converts an 8-bit sRGB image.
     pub fn from_rgb8(img: &RgbImage) -> Self {
-        Self::from_lab_pixels(img.width(), img.height(), img.pixels().map(|p| rgb8_to_lab(p.0)))
+        Self::from_samples(img.width(), img.height(), img.as_raw(), |p| rgb8_to_lab([p[0], p[1], p[2]]))
     }
 
     /// Converts a floating-point sRGB image (components in [0, 1]; 16-bit inputs keep
     /// their precision this way).
     pub fn from_rgb32f(img: &Rgb32FImage) -> Self {
-        Self::from_lab_pixels(
-            img.width(),
-            img.height(),
-            img.pixels().map(|p| srgb_to_lab(p.0.map(|c| c.clamp(0.0, 1.0)))),
-        )
+        Self::from_samples(img.width(), img.height(), img.as_raw(), |p| {
+            srgb_to_lab([p[0].clamp(0.0, 1.0), p[1].clamp(0.0, 1.0), p[2].clamp(0.0, 1.0)])
+        })
+    }
+
+    /// Writes every pixel's sRGB value through `store`, in parallel.
+    fn to_samples<T: Send + Copy + Default>(&self, store: impl Fn([f32; 3]) -> [T; 3] + Sync) -> Vec<T> {
+        let mut out = vec![T::default(); 3 * self.l.len()];
+        out.par_chunks_mut(3 * ROW_CHUNK).enumerate().for_each(|(c, px)| {
+            for (i, p) in px.chunks_exact_mut(3).enumerate() {
+                let k = c * ROW_CHUNK + i;
+                p.copy_from_slice(&store(lab_to_srgb([self.l[k], self.a[k], self.b[k]])));
+            }
+        });
+        out
     }
 
     /// Gray image (a = b = 0) from an 8-bit luma image interpreted as sRGB gray.
@@ -265,21 +284,14 @@ impl LabImage {
 
     /// Converts back to 8-bit sRGB.
     pub fn to_rgb8(&self) -> RgbImage {
-        let mut out = RgbImage::new(self.width, self.height);
-        for (i, p) in out.pixels_mut().enumerate() {
-            p.0 = lab_to_rgb8([self.l[i], self.a[i], self.b[i]]);
-        }
-        out
+        let raw = self.to_samples(|c| c.map(|v| (v * 255.0).round() as u8));
+        RgbImage::from_raw(self.width, self.height, raw).expect("buffer matches the size")
     }
 
     /// Converts back to 16-bit sRGB.
     pub fn to_rgb16(&self) -> image::ImageBuffer<image::Rgb<u16>, Vec<u16>> {
-        let mut out = image::ImageBuffer::new(self.width, self.height);
-        for (i, p) in out.pixels_mut().enumerate() {
-            let c = lab_to_srgb([self.l[i], self.a[i], self.b[i]]);
-            *p = image::Rgb(c.map(|v| (v * 65535.0).round() as u16));
-        }
-        out
+        let raw = self.to_samples(|c| c.map(|v| (v * 65535.0).round() as u16));
+        image::ImageBuffer::from_raw(self.width, self.height, raw).expect("buffer matches the size")
     }
 
     /// The L plane rendered as an 8-bit gray sRGB image (R = G = B), for sample grids.
