@@ -5,8 +5,7 @@
 #
 #   bench/load.sh [MODEL] [DURATION_S] [CLIENTS]
 #
-# MODEL: a shipped name, run folder or .safetensors file (default: the photo-effnet run's
-# generator if present, else the shipped photo model). DURATION_S: 60. CLIENTS: 50.
+# MODEL: a shipped name, run folder or .safetensors file (default: the shipped photo model). DURATION_S: 60. CLIENTS: 50.
 # Environment: TINCT_BIN (default target/release/tinct; build with cargo build --release),
 # WORKERS, QUEUE (passed to tinct serve when set), THREADS (wrk threads, 2).
 # Needs wrk (apt-get install -y wrk), curl, and ffmpeg to make the 1 MP image (without it the
@@ -14,9 +13,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${TINCT_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tinct}"
-DEFAULT_MODEL=/root/tinct-runs/photo-effnet/generator.safetensors
-[ -f "$DEFAULT_MODEL" ] || DEFAULT_MODEL=photo
-MODEL="${1:-$DEFAULT_MODEL}"
+MODEL="${1:-photo}"
 DURATION="${2:-60}"
 CLIENTS="${3:-50}"
 THREADS="${THREADS:-2}"

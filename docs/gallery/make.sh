@@ -14,7 +14,6 @@ inputs=(
   "$shared/historical/AppalachianLoggers1901.jpg"
   "$shared/historical/TitanicGym.jpg"
   "$shared/photos/val/$(ls "$shared/photos/val" | sed -n 3p)"
-  "$shared/photos/val/$(ls "$shared/photos/val" | sed -n 17p)"
 )
 for f in "${inputs[@]}"; do
   name=$(basename "${f%.*}")
@@ -22,6 +21,6 @@ for f in "${inputs[@]}"; do
   ffmpeg -v error -y -i "$f" -vf "format=gray,format=rgb24" "$tmp/$name-gray.png"
   target/release/tinct colorize "$tmp/$name-gray.png" -o "$tmp/$name-colour.png" --model "$model" -q
   ffmpeg -v error -y -i "$tmp/$name-gray.png" -i "$tmp/$name-colour.png" \
-    -filter_complex "[0]scale=-2:200[a];[1]scale=-2:200[b];[a][b]hstack" -frames:v 1 "docs/gallery/$name.png"
+    -filter_complex "[0]scale=-2:140[a];[1]scale=-2:140[b];[a][b]hstack" -frames:v 1 "docs/gallery/$name.png"
 done
 du -ch docs/gallery/*.png | tail -1
