@@ -168,3 +168,49 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::write(tmp, bytes).with_context(|| format!("{}: cannot write", path.display()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::ImageEncoder;
+
+    /// A minimal little-endian TIFF/EXIF block with one Orientation (0x0112) entry.
+    fn exif_orientation(value: u16) -> Vec<u8> {
+        let mut v = b"II*\0".to_vec();
+        v.extend_from_slice(&8u32.to_le_bytes()); // offset of IFD0
+        v.extend_from_slice(&1u16.to_le_bytes()); // one entry
+        v.extend_from_slice(&0x0112u16.to_le_bytes());
+        v.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+        v.extend_from_slice(&1u32.to_le_bytes()); // count
+        v.extend_from_slice(&value.to_le_bytes());
+        v.extend_from_slice(&[0, 0]); // value padding
+        v.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        v
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // 20x10, left half black, right half white; orientation 6 = rotate 90 degrees clockwise.
+        let img = image::GrayImage::from_fn(20, 10, |x, _| image::Luma([if x < 10 { 0 } else { 255 }]));
+        let mut bytes = Vec::new();
+        let mut enc = JpegEncoder::new_with_quality(&mut bytes, 95);
+        enc.set_exif_metadata(exif_orientation(6)).unwrap();
+        enc.write_image(img.as_raw(), 20, 10, image::ExtendedColorType::L8).unwrap();
+        let decoded = decode_bytes(&bytes, None).unwrap().to_luma8();
+        assert_eq!(decoded.dimensions(), (10, 20));
+        // After a clockwise turn the former left (black) half is on top.
+        assert!(decoded.get_pixel(5, 2).0[0] < 60 && decoded.get_pixel(5, 17).0[0] > 200);
+    }
+
+    #[test]
+    fn truncated_jpeg_and_non_images_are_errors() {
+        let img = image::RgbImage::from_pixel(16, 16, image::Rgb([10, 200, 30]));
+        let mut bytes = Vec::new();
+        img.write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, 90)).unwrap();
+        assert!(decode_bytes(&bytes, None).is_ok());
+        let err = decode_bytes(&bytes[..bytes.len() - 10], None).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+        let err = decode_bytes(b"hello", Some(ImageFormat::Jpeg)).unwrap_err().to_string();
+        assert!(err.starts_with("not an image"), "{err}");
+    }
+}
