@@ -123,7 +123,7 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         burn::tensor::Distribution::Uniform(-1.0, 1.0),
         &device,
     );
-    let net = crate::model::GeneratorConfig::init(&gcfg, &device).valid();
+    let net = crate::model::GeneratorConfig::init(&gcfg, &device).valid().for_inference();
     let _ = net.forward(x.clone()).into_data();
     let t0 = Instant::now();
     for _ in 0..a.runs {

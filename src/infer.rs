@@ -67,7 +67,7 @@ impl Colorizer {
             );
         }
         let (g, config) = store::load_generator(&file, device)?;
-        Ok(Colorizer::new(g.valid(), config, device, file))
+        Ok(Colorizer::new(g.valid().for_inference(), config, device, file))
     }
 
     pub fn new(

@@ -19,6 +19,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::init::normal_init;
+use burn::module::{Param, ParamId};
 
 /// Batch-norm epsilon of the TensorFlow EfficientNet checkpoints.
 pub const BN_EPS: f64 = 1e-3;
@@ -66,6 +67,23 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, groups: usize, device:
         .init(device)
 }
 
+/// Folds an inference-mode batch norm into the convolution before it:
+/// `w' = w * g / sqrt(var + eps)`, `b' = beta + (b - mean) * g / sqrt(var + eps)`.
+fn fold_bn(conv: &mut Conv2d, bn: &BatchNorm) {
+    let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
+    let [cout] = scale.dims();
+    let w = conv.weight.val() * scale.clone().reshape([cout, 1, 1, 1]);
+    let b0 = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| scale.zeros_like());
+    let b = bn.beta.val() + (b0 - bn.running_mean.value()) * scale;
+    conv.weight = Param::initialized(ParamId::new(), w);
+    conv.bias = Some(Param::initialized(ParamId::new(), b));
+}
+
+/// Applies batch norm unless it has been folded into the preceding convolution.
+fn norm(bn: &BatchNorm, folded: bool, x: Tensor<4>) -> Tensor<4> {
+    if folded { x } else { bn.forward(x) }
+}
+
 /// A block: depthwise-separable (stage 0: dw, BN, ReLU6, pw, BN) or inverted residual
 /// (pw expand, BN, ReLU6, dw, BN, ReLU6, pw project, BN, + input when shapes allow).
 #[derive(Module, Debug)]
@@ -77,6 +95,8 @@ pub struct Block {
     conv_pwl: Option<Conv2d>,
     bn3: Option<BatchNorm>,
     residual: bool,
+    /// Batch norms folded into the convolutions (inference only).
+    folded: bool,
 }
 
 impl Block {
@@ -90,6 +110,7 @@ impl Block {
                 conv_pwl: None,
                 bn3: None,
                 residual: false,
+                folded: false,
             };
         }
         let hid = cin * expand;
@@ -101,20 +122,39 @@ impl Block {
             conv_pwl: Some(conv(hid, cout, 1, 1, 1, device)),
             bn3: Some(bn(cout, device)),
             residual: stride == 1 && cin == cout,
+            folded: false,
         }
+    }
+
+    fn fold(mut self) -> Block {
+        match (&mut self.conv_pw, &mut self.conv_pwl, &self.bn3) {
+            (Some(pw), Some(pwl), Some(bn3)) => {
+                fold_bn(pw, &self.bn1);
+                fold_bn(&mut self.conv_dw, &self.bn2);
+                fold_bn(pwl, bn3);
+            }
+            (Some(pw), _, _) => {
+                fold_bn(&mut self.conv_dw, &self.bn1);
+                fold_bn(pw, &self.bn2);
+            }
+            _ => {}
+        }
+        self.folded = true;
+        self
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match (&self.conv_pwl, &self.bn3, &self.conv_pw) {
             (Some(pwl), Some(bn3), Some(pw)) => {
-                let h = relu6(self.bn1.forward(pw.forward(x.clone())));
-                let h = relu6(self.bn2.forward(self.conv_dw.forward(h)));
-                let h = bn3.forward(pwl.forward(h));
+                let f = self.folded;
+                let h = relu6(norm(&self.bn1, f, pw.forward(x.clone())));
+                let h = relu6(norm(&self.bn2, f, self.conv_dw.forward(h)));
+                let h = norm(bn3, f, pwl.forward(h));
                 if self.residual { h + x } else { h }
             }
             (_, _, Some(pw)) => {
-                let h = relu6(self.bn1.forward(self.conv_dw.forward(x)));
-                self.bn2.forward(pw.forward(h))
+                let h = relu6(norm(&self.bn1, self.folded, self.conv_dw.forward(x)));
+                norm(&self.bn2, self.folded, pw.forward(h))
             }
             _ => unreachable!("every block has a pointwise convolution"),
         }
@@ -127,6 +167,7 @@ pub struct Encoder {
     conv_stem: Conv2d,
     bn1: BatchNorm,
     blocks: Vec<Vec<Block>>,
+    folded: bool,
 }
 
 impl Encoder {
@@ -144,13 +185,22 @@ impl Encoder {
                     .collect()
             })
             .collect();
-        Encoder { conv_stem: conv(3, 32, 3, 2, 1, device), bn1: bn(32, device), blocks }
+        Encoder { conv_stem: conv(3, 32, 3, 2, 1, device), bn1: bn(32, device), blocks, folded: false }
+    }
+
+    /// Folds every batch norm into its convolution, for inference: the same function with
+    /// fewer passes over the activations. Only valid with batch norm in inference mode.
+    pub fn fold_batch_norms(mut self) -> Encoder {
+        fold_bn(&mut self.conv_stem, &self.bn1);
+        self.blocks = self.blocks.into_iter().map(|s| s.into_iter().map(Block::fold).collect()).collect();
+        self.folded = true;
+        self
     }
 
     /// `x`: `[B, 3, H, W]` normalised as `(pixel - 127) / 128`; H, W multiples of 32.
     /// Returns the output of every stage (strides 2, 4, 8, 16, 16, 32, 32).
     pub fn forward_stages(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        let mut h = relu6(self.bn1.forward(self.conv_stem.forward(x)));
+        let mut h = relu6(norm(&self.bn1, self.folded, self.conv_stem.forward(x)));
         let mut outs = Vec::with_capacity(self.blocks.len());
         for stage in &self.blocks {
             for block in stage {
@@ -269,6 +319,7 @@ pub struct UpBlock {
     norm1: BatchNorm,
     spatial: Conv2d,
     norm2: BatchNorm,
+    folded: bool,
 }
 
 impl UpBlock {
@@ -284,14 +335,22 @@ impl UpBlock {
                 device,
             ),
             norm2: super::init::init_batch_norm(cout, device),
+            folded: false,
         }
+    }
+
+    fn fold(mut self) -> UpBlock {
+        fold_bn(&mut self.mix, &self.norm1);
+        fold_bn(&mut self.spatial, &self.norm2);
+        self.folded = true;
+        self
     }
 
     fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = skip.dims();
         let up = interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]));
-        let h = relu(self.norm1.forward(self.mix.forward(Tensor::cat(vec![up, skip], 1))));
-        relu(self.norm2.forward(self.spatial.forward(h)))
+        let h = relu(norm(&self.norm1, self.folded, self.mix.forward(Tensor::cat(vec![up, skip], 1))));
+        relu(norm(&self.norm2, self.folded, self.spatial.forward(h)))
     }
 }
 
@@ -326,6 +385,14 @@ impl EffUnetConfig {
 }
 
 impl EffUnet {
+    /// Folds every batch norm into its convolution (inference only; see
+    /// [`Encoder::fold_batch_norms`]).
+    pub fn fold_batch_norms(mut self) -> EffUnet {
+        self.encoder = self.encoder.fold_batch_norms();
+        self.up = self.up.into_iter().map(UpBlock::fold).collect();
+        self
+    }
+
     /// `l`: `[B, 1, H, W]` in [-1, 1], H and W multiples of 32.
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         let stages = self.encoder.forward_stages(l.clone().repeat_dim(1, 3));
@@ -341,6 +408,24 @@ impl EffUnet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_batch_norms_keeps_the_output() {
+        let device = Device::flex();
+        // Random running statistics so the folding has something to do.
+        struct Stats;
+        impl burn::module::ModuleMapper for Stats {
+            fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                if D == 1 { p.map(|t| t.random_like(burn::tensor::Distribution::Uniform(0.5, 1.5))) } else { p }
+            }
+        }
+        let g = EffUnetConfig::new().init(&device).map(&mut Stats).valid();
+        let x = Tensor::<4>::random([1, 1, 64, 64], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+        let y0 = g.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+        let y1 = g.fold_batch_norms().forward(x).into_data().try_to_vec::<f32>().unwrap();
+        let d = y0.iter().zip(&y1).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(d < 1e-4, "folded output differs by {d}");
+    }
 
     #[test]
     fn same_padding_matches_tensorflow() {

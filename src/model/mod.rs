@@ -116,6 +116,15 @@ impl Generator {
         })
     }
 
+    /// Prepares the generator for inference: batch norms of the pretrained-encoder
+    /// architecture are folded into their convolutions (call after `valid()`).
+    pub fn for_inference(self) -> Generator {
+        match self {
+            Generator::EffUnet(g) => Generator::EffUnet(g.fold_batch_norms()),
+            other => other,
+        }
+    }
+
     /// Freezes (no gradients, batch norm on running statistics) or unfreezes the pretrained
     /// encoder; a no-op for architectures without one.
     pub fn set_encoder_frozen(self, frozen: bool) -> Generator {
