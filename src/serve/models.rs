@@ -42,7 +42,7 @@ impl LoadedModel {
         }
         let (g, config) = store::load_generator(&file, device)?;
         Ok(LoadedModel {
-            generator: g.valid(),
+            generator: g.valid().for_inference(),
             config,
             source: file,
         })
