@@ -106,6 +106,11 @@ impl Colorizer {
         &self.config
     }
 
+    /// The inference-ready generator, its config and where it was loaded from.
+    pub fn into_parts(self) -> (Generator, GeneratorConfig, PathBuf) {
+        (self.g, self.config, self.source)
+    }
+
     /// Predicts ab for each L plane (full resolution) and returns full-resolution L*a*b*
     /// images whose L planes are the inputs'.
     pub fn colorize_planes(&self, inputs: &[LabImage]) -> Vec<LabImage> {

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Result, bail};
-use burn::module::Module;
+use anyhow::Result;
 use burn::prelude::Device;
 use serde::Serialize;
 
@@ -28,24 +27,8 @@ pub struct LoadedModel {
 impl LoadedModel {
     /// Loads a generator file or run folder.
     pub fn load(path: &std::path::Path, device: &Device) -> Result<LoadedModel> {
-        let file = if path.is_dir() {
-            store::run_generator_path(path)
-        } else {
-            path.to_path_buf()
-        };
-        if !file.is_file() {
-            bail!(
-                "{}: no trained generator here (expected {})",
-                path.display(),
-                file.display()
-            );
-        }
-        let (g, config) = store::load_generator(&file, device)?;
-        Ok(LoadedModel {
-            generator: g.valid().for_inference(),
-            config,
-            source: file,
-        })
+        let (generator, config, source) = Colorizer::load(path, device)?.into_parts();
+        Ok(LoadedModel { generator, config, source })
     }
 
     /// The model's training (default working) size.
