@@ -112,18 +112,19 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         Some(ips)
     };
 
-    let g = gcfg.init(&device);
-    let generator_params = g.num_params();
+    // One network serves the latency measurement and, without --model, the end-to-end one
+    // (an untrained network costs the same as a trained one).
+    let net = gcfg.init(&device).valid().for_inference();
+    let generator_params = net.num_params();
     let colorizer = match &a.model {
         Some(m) => Colorizer::load(&crate::zoo::resolve(m)?, &device)?,
-        None => Colorizer::new(g.valid(), gcfg.clone(), &device, PathBuf::from("untrained")),
+        None => Colorizer::new(net.clone(), gcfg.clone(), &device, PathBuf::from("untrained")),
     };
     let x = Tensor::<4>::random(
         [1, 1, a.size, a.size],
         burn::tensor::Distribution::Uniform(-1.0, 1.0),
         &device,
     );
-    let net = crate::model::GeneratorConfig::init(&gcfg, &device).valid().for_inference();
     let _ = net.forward(x.clone()).into_data();
     let t0 = Instant::now();
     for _ in 0..a.runs {

@@ -497,13 +497,11 @@ pub fn train(
 
         // End of epoch: validate, write samples, log, checkpoint.
         let g = trainer.inference_generator();
-        let (val_l1, val_psnr) = validate(&g, &val_samples, size, &trainer.device.clone().inner());
-        let grid = sample_grid(
-            &g,
-            &val_samples[..config.sample_count.min(val_samples.len())],
-            size,
-            &trainer.device.clone().inner(),
-        );
+        // One prediction pass serves both the scores and the sample grid.
+        let preds = predict_samples(&g, &val_samples, size, &trainer.device.clone().inner());
+        let (val_l1, val_psnr) = validate(&val_samples, &preds, size);
+        let shown = config.sample_count.min(val_samples.len());
+        let grid = sample_grid(&val_samples[..shown], &preds[..shown], size);
         crate::imageio::save(
             &image::DynamicImage::ImageRgb8(grid),
             &out.join("samples")
@@ -641,12 +639,12 @@ fn sample_to_lab(l: &[f32], ab: &[f32], size: usize) -> crate::color::LabImage {
     }
 }
 
-/// Validation L1 (network scale) and PSNR (8-bit RGB) of the generator on `samples`.
-pub fn validate(g: &Generator, samples: &[Sample], size: usize, device: &Device) -> (f64, f64) {
-    let preds = predict_samples(g, samples, size, device);
+/// Validation L1 (network scale) and PSNR (8-bit RGB) of predictions `preds` (from
+/// [`predict_samples`]) against `samples`.
+pub fn validate(samples: &[Sample], preds: &[Vec<f32>], size: usize) -> (f64, f64) {
     let mut l1_sum = 0.0;
     let mut psnr_sum = 0.0;
-    for (s, p) in samples.iter().zip(&preds) {
+    for (s, p) in samples.iter().zip(preds) {
         l1_sum +=
             s.ab.iter()
                 .zip(p)
@@ -661,17 +659,11 @@ pub fn validate(g: &Generator, samples: &[Sample], size: usize, device: &Device)
     (l1_sum / n, psnr_sum / n)
 }
 
-/// Rows of (gray | generated | truth) for the given samples.
-pub fn sample_grid(
-    g: &Generator,
-    samples: &[Sample],
-    size: usize,
-    device: &Device,
-) -> image::RgbImage {
-    let preds = predict_samples(g, samples, size, device);
+/// Rows of (gray | generated | truth) for the given samples and their predictions.
+pub fn sample_grid(samples: &[Sample], preds: &[Vec<f32>], size: usize) -> image::RgbImage {
     let s = size as u32;
     let mut grid = image::RgbImage::new(3 * s, s * samples.len().max(1) as u32);
-    for (row, (sample, pred)) in samples.iter().zip(&preds).enumerate() {
+    for (row, (sample, pred)) in samples.iter().zip(preds).enumerate() {
         let truth = sample_to_lab(&sample.l, &sample.ab, size);
         let tiles = [
             truth.l_as_rgb8(),

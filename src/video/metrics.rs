@@ -1,7 +1,7 @@
 //! Video metrics (for docs/BENCHMARKS.md): temporal flicker, PSNR, colourfulness, and
 //! [`evaluate`], which runs a whole comparison on a colour clip.
 //!
-//! [`psnr_rgb8`] and [`colorfulness`] are thin wrappers over [`crate::metrics`].
+//! PSNR and colourfulness are [`crate::metrics`]'s.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,15 +160,6 @@ pub fn flicker_with(frames: &[LabImage], params: &FlickerParams) -> f64 {
     meter.value()
 }
 
-/// PSNR in dB between two 8-bit RGB images ([`crate::metrics::psnr`]); 0.0 if the sizes differ.
-pub fn psnr_rgb8(a: &RgbImage, b: &RgbImage) -> f64 {
-    crate::metrics::psnr(a, b).unwrap_or(0.0)
-}
-
-/// Hasler–Süsstrunk colourfulness ([`crate::metrics::colourfulness`]).
-pub fn colorfulness(img: &RgbImage) -> f64 {
-    crate::metrics::colourfulness(img)
-}
 
 /// The gray version of a frame a colouriser sees: R = G = B rendering of its L.
 fn gray_from_l(lab: &LabImage) -> RgbImage {
@@ -284,12 +275,12 @@ pub fn evaluate(
                     meters[0].push(gt);
                     meters[1].push(&rgb_to_lab(&raw_rgb));
                     meters[2].push(&rgb_to_lab(&stab_rgb));
-                    sums.psnr_gray += psnr_rgb8(frame, gray);
-                    sums.psnr_raw += psnr_rgb8(frame, &raw_rgb);
-                    sums.psnr_stab += psnr_rgb8(frame, &stab_rgb);
-                    sums.cf_gt += colorfulness(frame);
-                    sums.cf_raw += colorfulness(&raw_rgb);
-                    sums.cf_stab += colorfulness(&stab_rgb);
+                    sums.psnr_gray += crate::metrics::psnr(frame, gray).unwrap_or(0.0);
+                    sums.psnr_raw += crate::metrics::psnr(frame, &raw_rgb).unwrap_or(0.0);
+                    sums.psnr_stab += crate::metrics::psnr(frame, &stab_rgb).unwrap_or(0.0);
+                    sums.cf_gt += crate::metrics::colourfulness(frame);
+                    sums.cf_raw += crate::metrics::colourfulness(&raw_rgb);
+                    sums.cf_stab += crate::metrics::colourfulness(&stab_rgb);
                     frames += 1;
                 }
                 progress.inc(batch.len() as u64);

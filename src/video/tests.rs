@@ -8,7 +8,12 @@ use image::RgbImage;
 
 use super::ffmpeg::{Decoder, encoder_args, summarize_stderr};
 use super::frames::{frame_file_name, list_frames, natural_cmp};
-use super::metrics::{FlickerMeter, FlickerParams, colorfulness, psnr_rgb8};
+use super::metrics::{FlickerMeter, FlickerParams};
+use crate::metrics::colourfulness as colorfulness;
+
+fn psnr_rgb8(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    crate::metrics::psnr(a, b).unwrap_or(0.0)
+}
 use super::pipeline::{l_plane, lab_to_rgb, rgb_to_lab};
 use super::stabilize::{FrameEvent, box_blur, estimate_shift, scene_stats};
 use super::testing::{ClipSpec, SyntheticColorizer, run_ffmpeg, synthetic_clip};
