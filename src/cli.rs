@@ -41,12 +41,29 @@ pub enum Command {
     Video(VideoArgs),
     /// List the shipped models.
     Models,
+    /// Package a trained model for shipping: half-precision weights, a chosen working size.
+    Export(ExportArgs),
     /// Measure training and inference speed.
     Bench(crate::bench::BenchArgs),
     /// Serve a web page and an HTTP API for colourising photos.
     Serve(crate::serve::ServeArgs),
     /// Run the human real-vs-fake test as a web page, or summarise its results.
     Study(crate::serve::study::StudyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The model: a shipped name, a .safetensors file or a run directory.
+    pub model: String,
+    /// Where to write it (`<stem>.json` with its config is written beside it).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Working size to colourise at (pixels; the model's training size by default).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Store the weights as 16-bit floats (half the file; widened to f32 on load).
+    #[arg(long)]
+    pub half: bool,
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +124,11 @@ pub struct TrainArgs {
     /// ImageNet EfficientNet-Lite0 weights for --arch effnet-unet (default: found automatically).
     #[arg(long)]
     pub encoder_weights: Option<PathBuf>,
+    /// Start the generator from a trained model (a name such as `photo`, a .safetensors file or
+    /// a run directory) instead of from scratch: fine-tuning. Its architecture must match --arch
+    /// and --size's network.
+    #[arg(long, value_name = "MODEL")]
+    pub init_from: Option<String>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -287,6 +309,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export(a) => {
+            let src = crate::zoo::resolve_file(&a.model)?;
+            let cfg = crate::model::store::export_generator(&src, &a.output, a.size, a.half)?;
+            println!(
+                "{}: {} model, working size {} px, {} weights",
+                a.output.display(),
+                cfg.arch,
+                cfg.size,
+                if a.half { "f16" } else { "f32" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(a) => crate::bench::run(&a).map(|_| ExitCode::SUCCESS),
         Command::Serve(a) => crate::serve::run(&a).map(|_| ExitCode::SUCCESS),
         Command::Study(a) => crate::serve::study::run(&a).map(|_| ExitCode::SUCCESS),
@@ -316,8 +350,11 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         stop.clone(),
         "finishing the current step and saving a checkpoint (Ctrl-C again to quit now)",
     );
+    let init_from = a.init_from.as_deref().map(crate::zoo::resolve_file).transpose()?;
     let encoder_weights = match (a.arch, a.encoder_weights) {
-        (Arch::EffnetUnet, None) if !a.resume => Some(crate::zoo::encoder_weights()?),
+        (Arch::EffnetUnet, None) if !a.resume && init_from.is_none() => {
+            Some(crate::zoo::encoder_weights()?)
+        }
         (_, w) => w,
     };
     let paths = RunPaths {
@@ -327,6 +364,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     };
     let opts = TrainOptions {
         encoder_weights,
+        init_from,
         resume: a.resume,
         force: a.force,
         quiet: a.quiet,

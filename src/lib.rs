@@ -28,9 +28,19 @@ pub fn device_by_name(name: &str) -> anyhow::Result<burn::prelude::Device> {
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::default())),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(0usize)),
-        "vulkan" | "wgpu" | "cuda" => anyhow::bail!(
-            "--device {name}: this build has no {name} support; rebuild with `cargo build --release --features {name}`"
-        ),
+        #[cfg(not(feature = "vulkan"))]
+        "vulkan" => not_built(name),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => not_built(name),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => not_built(name),
         other => anyhow::bail!("--device {other}: unknown device (use cpu, vulkan, wgpu or cuda)"),
     }
+}
+
+#[allow(dead_code)]
+fn not_built(name: &str) -> anyhow::Result<burn::prelude::Device> {
+    anyhow::bail!(
+        "--device {name}: this build has no {name} support; rebuild with `cargo build --release --features {name}`"
+    )
 }

@@ -89,6 +89,13 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     )
 }
 
+/// Resolves a model like [`resolve`], down to the generator file (a run folder's
+/// `generator.safetensors`).
+pub fn resolve_file(spec: &str) -> Result<PathBuf> {
+    let p = resolve(spec)?;
+    Ok(if p.is_dir() { crate::model::store::run_generator_path(&p) } else { p })
+}
+
 /// File name of the ImageNet EfficientNet-Lite0 weights used to start `effnet-unet` training.
 pub const ENCODER_WEIGHTS: &str = "efficientnet-lite0.safetensors";
 

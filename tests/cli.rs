@@ -446,3 +446,72 @@ fn video_command_colourises_a_clip_and_reports_flicker() {
     assert!(stderr(&o).contains("bad.mp4"), "{}", stderr(&o));
     assert!(!out2.exists());
 }
+
+/// `tinct export --half` halves the file, keeps the colours (to f16 rounding) and can change the
+/// working size; `train --init-from` starts from an exported model and refuses another arch.
+#[test]
+fn export_halves_a_model_and_init_from_fine_tunes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_model(tmp.path());
+    let full = run.join("generator.safetensors");
+    let half = tmp.path().join("half.safetensors");
+    let o = tinct(&["export", run.to_str().unwrap(), "-o", half.to_str().unwrap(), "--half"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (std::fs::metadata(&full).unwrap().len(), std::fs::metadata(&half).unwrap().len());
+    assert!(b * 10 < a * 6, "f16 file {b} bytes vs f32 {a}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("half.json")).unwrap()).unwrap();
+    assert_eq!(cfg["size"], 64);
+
+    // Same input through both files: the colours agree to f16 rounding.
+    let input = tmp.path().join("in.png");
+    synthetic(64, 64, 3).save(&input).unwrap();
+    let outs: Vec<RgbImage> = [&full, &half]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let out = tmp.path().join(format!("out{i}.png"));
+            let o = tinct(&[
+                "colorize",
+                input.to_str().unwrap(),
+                "--model",
+                m.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            image::open(&out).unwrap().to_rgb8()
+        })
+        .collect();
+    let max_diff = outs[0]
+        .as_raw()
+        .iter()
+        .zip(outs[1].as_raw())
+        .map(|(x, y)| (*x as i32 - *y as i32).abs())
+        .max()
+        .unwrap();
+    assert!(max_diff <= 2, "f16 changed a channel by {max_diff}");
+
+    // A size the network cannot take is refused; a valid one is recorded.
+    let o = tinct(&["export", half.to_str().unwrap(), "-o", half.to_str().unwrap(), "--size", "100"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--size 100"), "{}", stderr(&o));
+
+    // Fine-tuning from the f16 file trains; an effnet-unet run cannot start from a unet256.
+    let data = tmp.path().join("data");
+    let ft = tmp.path().join("ft");
+    let common = ["train", "--data", data.to_str().unwrap(), "--size", "64", "--batch-size", "4"];
+    let mut args = common.to_vec();
+    args.extend(["--out", ft.to_str().unwrap(), "--epochs", "1", "--ngf", "8", "--ndf", "8", "-q"]);
+    args.extend(["--init-from", half.to_str().unwrap()]);
+    let o = tinct(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(ft.join("generator.safetensors").is_file());
+    let mut args = common.to_vec();
+    let bad = tmp.path().join("bad");
+    args.extend(["--out", bad.to_str().unwrap(), "--arch", "effnet-unet", "-q"]);
+    args.extend(["--init-from", half.to_str().unwrap()]);
+    let o = tinct(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("but this run trains effnet-unet"), "{}", stderr(&o));
+}

@@ -42,6 +42,47 @@ fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clamp(0.0, 6.0)
 }
 
+/// Bilinear resize (corners aligned) of `x` to `h` x `w`. Burn's cubecl backends (vulkan, wgpu,
+/// cuda) have no backward pass for bilinear interpolation, so off the CPU it is computed as two
+/// matrix products with the interpolation matrices, which every backend differentiates; on the
+/// CPU backend the direct kernel is cheaper and is used.
+pub fn upsample_bilinear(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
+    if format!("{:?}", x.device()).contains("Flex") {
+        interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]))
+    } else {
+        upsample_bilinear_matmul(x, h, w)
+    }
+}
+
+/// [`upsample_bilinear`] as `A_h · x · A_wᵀ` on any device.
+pub fn upsample_bilinear_matmul(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
+    let [b, c, hi, wi] = x.dims();
+    let device = x.device();
+    let aw = interpolation_matrix(wi, w, &device).transpose(); // [wi, w]
+    let ah = interpolation_matrix(hi, h, &device).transpose(); // [hi, h]
+    let y = x.reshape([b * c * hi, wi]).matmul(aw).reshape([b * c, hi, w]);
+    y.swap_dims(1, 2)
+        .reshape([b * c * w, hi])
+        .matmul(ah)
+        .reshape([b * c, w, h])
+        .swap_dims(1, 2)
+        .reshape([b, c, h, w])
+}
+
+/// The `[m, n]` matrix of linear interpolation from `n` samples to `m`, corners aligned.
+fn interpolation_matrix(n: usize, m: usize, device: &Device) -> Tensor<2> {
+    let mut a = vec![0f32; m * n];
+    for i in 0..m {
+        let src = if m > 1 { i as f64 * (n - 1) as f64 / (m - 1) as f64 } else { 0.0 };
+        let i0 = (src.floor() as usize).min(n - 1);
+        let i1 = (i0 + 1).min(n - 1);
+        let f = (src - i0 as f64) as f32;
+        a[i * n + i0] += 1.0 - f;
+        a[i * n + i1] += f;
+    }
+    Tensor::from_data(TensorData::new(a, [m, n]), device)
+}
+
 fn bn(c: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(c).with_epsilon(BN_EPS).with_momentum(0.01).init(device)
 }
@@ -348,7 +389,7 @@ impl UpBlock {
 
     fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = skip.dims();
-        let up = interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]));
+        let up = upsample_bilinear(x, h, w);
         let h = relu(norm(&self.norm1, self.folded, self.mix.forward(Tensor::cat(vec![up, skip], 1))));
         relu(norm(&self.norm2, self.folded, self.spatial.forward(h)))
     }
@@ -407,6 +448,21 @@ impl EffUnet {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn matmul_upsampling_equals_bilinear_interpolation() {
+        let device = Device::flex();
+        for (hi, wi, h, w) in [(4, 5, 8, 10), (3, 3, 5, 6), (7, 4, 14, 8), (1, 2, 2, 4)] {
+            let x = Tensor::<4>::random([2, 3, hi, wi], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+            let a = super::upsample_bilinear(x.clone(), h, w);
+            let b = super::upsample_bilinear_matmul(x, h, w);
+            let diff: f32 = (a - b).abs().max().into_scalar();
+            assert!(diff < 1e-5, "{hi}x{wi} -> {h}x{w}: {diff}");
+        }
+        // Autodiff devices on the CPU are recognised as the CPU backend too.
+        let ad = Device::flex().autodiff();
+        assert!(format!("{ad:?}").contains("Flex"), "{ad:?}");
+    }
+
     use super::*;
 
     #[test]

@@ -28,8 +28,13 @@ pub fn save_module<M: Module>(module: &M, path: &Path, metadata: &[(&str, String
 }
 
 /// Loads tensors from `path` into `module`, which must have exactly the same structure.
+/// Files stored in half precision (see [`export_generator`]) are widened to f32 on load.
 pub fn load_module<M: Module>(mut module: M, path: &Path) -> Result<M> {
-    let mut store = SafetensorsStore::from_file(path);
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes = convert_floats(&bytes, safetensors::Dtype::F32, None)
+        .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?
+        .unwrap_or(bytes);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let result = module
         .load_from(&mut store)
         .map_err(|e| anyhow!("{}: cannot load weights: {e}", path.display()))?;
@@ -87,4 +92,73 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, Genera
 /// The generator file of a run directory.
 pub fn run_generator_path(run_dir: &Path) -> PathBuf {
     run_dir.join("generator.safetensors")
+}
+
+/// Rewrites a safetensors file's floating-point tensors as `to` (F16 or F32), keeping names,
+/// shapes and metadata (with `metadata` replacing it when given). Returns `None` when nothing
+/// would change.
+fn convert_floats(
+    bytes: &[u8],
+    to: safetensors::Dtype,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> std::result::Result<Option<Vec<u8>>, safetensors::SafeTensorError> {
+    use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+    let (_, meta) = SafeTensors::read_metadata(bytes)?;
+    let st = SafeTensors::deserialize(bytes)?;
+    let floats = |d: Dtype| matches!(d, Dtype::F16 | Dtype::F32);
+    if metadata.is_none() && st.tensors().iter().all(|(_, t)| !floats(t.dtype()) || t.dtype() == to) {
+        return Ok(None);
+    }
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in st.tensors() {
+        let data = match (t.dtype(), to) {
+            (Dtype::F32, Dtype::F16) => t
+                .data()
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    half::f16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes()
+                })
+                .collect(),
+            (Dtype::F16, Dtype::F32) => t
+                .data()
+                .chunks_exact(2)
+                .flat_map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32().to_le_bytes())
+                .collect(),
+            _ => t.data().to_vec(),
+        };
+        let dtype = if floats(t.dtype()) { to } else { t.dtype() };
+        owned.push((name, dtype, t.shape().to_vec(), data));
+    }
+    let views = owned
+        .iter()
+        .map(|(n, d, s, b)| Ok((n.clone(), TensorView::new(*d, s.clone(), b)?)))
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let info = metadata.or_else(|| meta.metadata().clone());
+    safetensors::serialize(views, &info).map(Some)
+}
+
+/// Packages a trained generator for shipping: `half` stores its weights as f16 (half the size;
+/// they are widened to f32 on load), and `size` changes the working size it colourises at.
+pub fn export_generator(src: &Path, dst: &Path, size: Option<usize>, half: bool) -> Result<GeneratorConfig> {
+    let mut config = read_generator_config(src)?;
+    if let Some(s) = size {
+        config.size = s;
+    }
+    let stride = config.stride_multiple();
+    if config.size == 0 || !config.size.is_multiple_of(stride) {
+        bail!("--size {}: must be a positive multiple of {stride} for this model", config.size);
+    }
+    let bytes = std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
+    let json = serde_json::to_string_pretty(&config)?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow!("{}: not a safetensors file ({e})", src.display()))?;
+    let mut info = meta.metadata().clone().unwrap_or_default();
+    info.insert(CONFIG_KEY.to_string(), json.clone());
+    let to = if half { safetensors::Dtype::F16 } else { safetensors::Dtype::F32 };
+    let out = convert_floats(&bytes, to, Some(info))
+        .map_err(|e| anyhow!("{}: cannot convert ({e})", src.display()))?
+        .expect("metadata given, so always rewritten");
+    crate::imageio::write_bytes_atomic(dst, &out)?;
+    crate::imageio::write_bytes_atomic(&dst.with_extension("json"), json.as_bytes())?;
+    Ok(config)
 }

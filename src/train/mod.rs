@@ -105,6 +105,8 @@ pub struct RunPaths {
 pub struct TrainOptions {
     /// ImageNet weights for a pretrained encoder (used when a new run starts).
     pub encoder_weights: Option<PathBuf>,
+    /// A trained generator to start from (fine-tuning), used when a new run starts.
+    pub init_from: Option<PathBuf>,
     pub resume: bool,
     pub force: bool,
     /// Hide the progress bars and per-epoch lines.
@@ -324,6 +326,17 @@ pub fn train(
         (config, paths.clone())
     };
     validate_config(&config)?;
+    if let (Some(m), false) = (&opts.init_from, resuming) {
+        let from = crate::model::store::read_generator_config(m)?;
+        if from.arch != config.generator.arch {
+            bail!(
+                "--init-from {}: it is a {} generator, but this run trains {}",
+                m.display(),
+                from.arch,
+                config.generator.arch
+            );
+        }
+    }
     std::fs::create_dir_all(out.join("samples"))
         .with_context(|| format!("{}: cannot create", out.display()))?;
 
@@ -365,6 +378,10 @@ pub fn train(
         if let Some(w) = &opts.encoder_weights {
             trainer.g = trainer.g.clone().with_pretrained_encoder(w)?;
             say(quiet, format!("encoder initialised from {}", w.display()));
+        }
+        if let Some(m) = &opts.init_from {
+            trainer.g = crate::model::store::load_module(trainer.g.clone(), m)?;
+            say(quiet, format!("generator initialised from {}", m.display()));
         }
         checkpoint::write_run_config(out, &config, &paths)?;
         crate::imageio::write_bytes_atomic(
