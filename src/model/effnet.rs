@@ -21,6 +21,9 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use super::init::normal_init;
 use burn::module::{Param, ParamId};
 
+/// Channels of the decoder's skips: encoder stages at strides 16, 8, 4, 2, then L.
+const SKIP_CHANNELS: [usize; 5] = [112, 40, 24, 16, 1];
+
 /// Batch-norm epsilon of the TensorFlow EfficientNet checkpoints.
 pub const BN_EPS: f64 = 1e-3;
 
@@ -361,6 +364,9 @@ pub struct UpBlock {
     spatial: Conv2d,
     norm2: BatchNorm,
     folded: bool,
+    /// Inference form of `mix`, split into its upsampled-input and skip parts (see `fold`).
+    mix_up: Option<Conv2d>,
+    mix_skip: Option<Conv2d>,
 }
 
 impl UpBlock {
@@ -377,21 +383,44 @@ impl UpBlock {
             ),
             norm2: super::init::init_batch_norm(cout, device),
             folded: false,
+            mix_up: None,
+            mix_skip: None,
         }
     }
 
-    fn fold(mut self) -> UpBlock {
+    /// Folds the batch norms, and splits the 1x1 mixing convolution into the part applied to the
+    /// upsampled input and the part applied to the `skip_channels` of the skip. Upsampling is
+    /// linear per channel and the 1x1 convolution is linear per pixel, so
+    /// `W·[up(x), s] + b = up(W_x·x) + W_s·s + b`: the input's share is mixed at the lower
+    /// resolution (4x fewer pixels) and the concatenation disappears.
+    fn fold(mut self, skip_channels: usize) -> UpBlock {
         fold_bn(&mut self.mix, &self.norm1);
         fold_bn(&mut self.spatial, &self.norm2);
+        let w = self.mix.weight.val();
+        let [cout, cin, _, _] = w.dims();
+        let cx = cin - skip_channels;
+        let device = w.device();
+        let mut up = Conv2dConfig::new([cx, cout], [1, 1]).with_bias(false).init(&device);
+        up.weight = Param::initialized(ParamId::new(), w.clone().slice([0..cout, 0..cx, 0..1, 0..1]));
+        let mut sk = Conv2dConfig::new([skip_channels, cout], [1, 1]).init(&device);
+        sk.weight = Param::initialized(ParamId::new(), w.slice([0..cout, cx..cin, 0..1, 0..1]));
+        sk.bias = self.mix.bias.clone();
+        self.mix_up = Some(up);
+        self.mix_skip = Some(sk);
         self.folded = true;
         self
     }
 
     fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = skip.dims();
-        let up = upsample_bilinear(x, h, w);
-        let h = relu(norm(&self.norm1, self.folded, self.mix.forward(Tensor::cat(vec![up, skip], 1))));
-        relu(norm(&self.norm2, self.folded, self.spatial.forward(h)))
+        let mixed = match (&self.mix_up, &self.mix_skip) {
+            (Some(up), Some(sk)) => upsample_bilinear(up.forward(x), h, w) + sk.forward(skip),
+            _ => {
+                let up = upsample_bilinear(x, h, w);
+                norm(&self.norm1, self.folded, self.mix.forward(Tensor::cat(vec![up, skip], 1)))
+            }
+        };
+        relu(norm(&self.norm2, self.folded, self.spatial.forward(relu(mixed))))
     }
 }
 
@@ -408,7 +437,7 @@ pub struct EffUnet {
 impl EffUnetConfig {
     pub fn init(&self, device: &Device) -> EffUnet {
         let d = self.decoder;
-        let skips = [112, 40, 24, 16, 1];
+        let skips = SKIP_CHANNELS;
         let mut cin = 320;
         let up = (0..5)
             .map(|i| {
@@ -428,15 +457,27 @@ impl EffUnetConfig {
 impl EffUnet {
     /// Folds every batch norm into its convolution (inference only; see
     /// [`Encoder::fold_batch_norms`]).
+    ///
+    /// The stem also becomes a 1-channel convolution: the encoder sees L replicated to RGB, so
+    /// summing the stem's weights over its 3 input channels gives the same output from L alone.
     pub fn fold_batch_norms(mut self) -> EffUnet {
         self.encoder = self.encoder.fold_batch_norms();
-        self.up = self.up.into_iter().map(UpBlock::fold).collect();
+        let stem = &mut self.encoder.conv_stem;
+        let w = stem.weight.val();
+        let [cout, _, k, _] = w.dims();
+        let mut gray = conv(1, cout, k, 2, 1, &w.device());
+        gray.weight = Param::initialized(ParamId::new(), w.sum_dim(1));
+        gray.bias = stem.bias.clone();
+        *stem = gray;
+        self.up = self.up.into_iter().zip(SKIP_CHANNELS).map(|(b, c)| b.fold(c)).collect();
         self
     }
 
     /// `l`: `[B, 1, H, W]` in [-1, 1], H and W multiples of 32.
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
-        let stages = self.encoder.forward_stages(l.clone().repeat_dim(1, 3));
+        // A folded model's stem takes L directly (see `fold_batch_norms`).
+        let x = if self.encoder.conv_stem.weight.dims()[1] == 1 { l.clone() } else { l.clone().repeat_dim(1, 3) };
+        let stages = self.encoder.forward_stages(x);
         let mut h = stages[SKIP_STAGES[4]].clone();
         let skips = [&stages[SKIP_STAGES[3]], &stages[SKIP_STAGES[2]], &stages[SKIP_STAGES[1]], &stages[SKIP_STAGES[0]], &l];
         for (block, skip) in self.up.iter().zip(skips) {
