@@ -137,11 +137,11 @@ fn in_gamut(lin: [f32; 3]) -> bool {
     lin.iter().all(|&v| (-TOL..=1.0 + TOL).contains(&v))
 }
 
-/// L*a*b* -> sRGB in [0, 1]. Colours outside the sRGB gamut are brought inside by reducing
-/// their chroma at constant L and hue (a bisection on the chroma scale), so the lightness of
-/// the result is the requested L; per-channel clipping would change it.
+/// L*a*b* -> linear sRGB in [0, 1]. Colours outside the sRGB gamut are brought inside by
+/// reducing their chroma at constant L and hue (a bisection on the chroma scale), so the
+/// lightness of the result is the requested L; per-channel clipping would change it.
 #[inline]
-pub fn lab_to_srgb(lab: [f32; 3]) -> [f32; 3] {
+fn lab_to_linear_in_gamut(lab: [f32; 3]) -> [f32; 3] {
     let mut lin = lab_to_linear(lab);
     if !in_gamut(lin) {
         let (mut lo, mut hi) = (0.0f32, 1.0f32);
@@ -155,11 +155,31 @@ pub fn lab_to_srgb(lab: [f32; 3]) -> [f32; 3] {
         }
         lin = lab_to_linear([lab[0], lab[1] * lo, lab[2] * lo]);
     }
-    [
-        linear_to_srgb(lin[0].clamp(0.0, 1.0)),
-        linear_to_srgb(lin[1].clamp(0.0, 1.0)),
-        linear_to_srgb(lin[2].clamp(0.0, 1.0)),
-    ]
+    lin.map(|v| v.clamp(0.0, 1.0))
+}
+
+/// L*a*b* -> sRGB in [0, 1], out-of-gamut colours mapped at constant L (see
+/// [`lab_to_linear_in_gamut`]).
+#[inline]
+pub fn lab_to_srgb(lab: [f32; 3]) -> [f32; 3] {
+    lab_to_linear_in_gamut(lab).map(linear_to_srgb)
+}
+
+/// Linear component in [0, 1] -> 8-bit sRGB, `round(255 * linear_to_srgb(v))` without a
+/// power function: the 255 linear values where the rounded code steps up are tabulated
+/// (computed in f64) and searched.
+#[inline]
+pub fn linear_to_srgb8(v: f32) -> u8 {
+    static STEPS: std::sync::OnceLock<[f32; 255]> = std::sync::OnceLock::new();
+    let steps = STEPS.get_or_init(|| {
+        std::array::from_fn(|k| {
+            // Code k + 1 starts where 255 * srgb(v) = k + 0.5.
+            let s = (k as f64 + 0.5) / 255.0;
+            let lin = if s <= 0.04045 { s / 12.92 } else { ((s + 0.055) / 1.055).powf(2.4) };
+            lin as f32
+        })
+    });
+    steps.partition_point(|&t| t <= v) as u8
 }
 
 /// 8-bit sRGB -> L*a*b*.
@@ -175,12 +195,26 @@ pub fn rgb8_to_lab(p: [u8; 3]) -> [f32; 3] {
 /// L*a*b* -> 8-bit sRGB (rounded, clamped).
 #[inline]
 pub fn lab_to_rgb8(lab: [f32; 3]) -> [u8; 3] {
-    let c = lab_to_srgb(lab);
-    [
-        (c[0] * 255.0).round() as u8,
-        (c[1] * 255.0).round() as u8,
-        (c[2] * 255.0).round() as u8,
-    ]
+    lab_to_linear_in_gamut(lab).map(linear_to_srgb8)
+}
+
+/// The L plane of an 8-bit sRGB image, bit-identical to `LabImage::from_rgb8(img).l` (same
+/// operations in the same order) but computing only Y, in parallel: colourising needs no more.
+pub fn l_plane_rgb8(img: &RgbImage) -> Vec<f32> {
+    static LUT: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
+    let lut = LUT.get_or_init(|| std::array::from_fn(|i| srgb_to_linear(i as f32 / 255.0)));
+    let m = RGB_TO_XYZ[1];
+    let mut l = vec![0.0f32; img.width() as usize * img.height() as usize];
+    let row = (img.width() as usize).max(1);
+    l.par_chunks_mut(row)
+        .zip(img.as_raw().par_chunks(row * 3))
+        .for_each(|(out, px)| {
+            for (o, p) in out.iter_mut().zip(px.chunks_exact(3)) {
+                let y = m[0] * lut[p[0] as usize] + m[1] * lut[p[1] as usize] + m[2] * lut[p[2] as usize];
+                *o = xyz_to_lab([0.0, y, 0.0])[0];
+            }
+        });
+    l
 }
 
 /// L* of a gray sRGB value in [0, 1] (R = G = B), which is exact: Y = linear(v).
@@ -256,16 +290,24 @@ impl LabImage {
         })
     }
 
-    /// Writes every pixel's sRGB value through `store`, in parallel.
+    /// Writes every pixel's gamut-mapped linear sRGB value through `store`, in parallel.
     fn to_samples<T: Send + Copy + Default>(&self, store: impl Fn([f32; 3]) -> [T; 3] + Sync) -> Vec<T> {
         let mut out = vec![T::default(); 3 * self.l.len()];
         out.par_chunks_mut(3 * ROW_CHUNK).enumerate().for_each(|(c, px)| {
             for (i, p) in px.chunks_exact_mut(3).enumerate() {
                 let k = c * ROW_CHUNK + i;
-                p.copy_from_slice(&store(lab_to_srgb([self.l[k], self.a[k], self.b[k]])));
+                p.copy_from_slice(&store(lab_to_linear_in_gamut([self.l[k], self.a[k], self.b[k]])));
             }
         });
         out
+    }
+
+    /// The lightness of an 8-bit sRGB image with a = b = 0 (what colourising needs; see
+    /// [`l_plane_rgb8`]).
+    pub fn lightness_from_rgb8(img: &RgbImage) -> Self {
+        let l = l_plane_rgb8(img);
+        let n = l.len();
+        Self { width: img.width(), height: img.height(), l, a: vec![0.0; n], b: vec![0.0; n] }
     }
 
     /// Gray image (a = b = 0) from an 8-bit luma image interpreted as sRGB gray.
@@ -284,13 +326,13 @@ impl LabImage {
 
     /// Converts back to 8-bit sRGB.
     pub fn to_rgb8(&self) -> RgbImage {
-        let raw = self.to_samples(|c| c.map(|v| (v * 255.0).round() as u8));
+        let raw = self.to_samples(|c| c.map(linear_to_srgb8));
         RgbImage::from_raw(self.width, self.height, raw).expect("buffer matches the size")
     }
 
     /// Converts back to 16-bit sRGB.
     pub fn to_rgb16(&self) -> image::ImageBuffer<image::Rgb<u16>, Vec<u16>> {
-        let raw = self.to_samples(|c| c.map(|v| (v * 65535.0).round() as u16));
+        let raw = self.to_samples(|c| c.map(|v| (linear_to_srgb(v) * 65535.0).round() as u16));
         image::ImageBuffer::from_raw(self.width, self.height, raw).expect("buffer matches the size")
     }
 
@@ -345,6 +387,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn linear_to_srgb8_equals_rounded_power_function() {
+        let mut mismatches = 0;
+        for i in 0..=200_000 {
+            let v = i as f32 / 200_000.0;
+            let want = (linear_to_srgb(v) * 255.0).round() as u8;
+            let got = linear_to_srgb8(v);
+            assert!(got.abs_diff(want) <= 1, "{v}: {got} vs {want}");
+            mismatches += (got != want) as u32;
+        }
+        // Only values within f32 rounding of a step can differ.
+        assert!(mismatches <= 20, "{mismatches} mismatches");
+        assert_eq!(linear_to_srgb8(0.0), 0);
+        assert_eq!(linear_to_srgb8(1.0), 255);
+    }
+
+    #[test]
+    fn lightness_only_conversion_matches_the_full_one() {
+        let img = RgbImage::from_fn(37, 23, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x * y) % 256) as u8]));
+        let full = LabImage::from_rgb8(&img);
+        let l = LabImage::lightness_from_rgb8(&img);
+        assert_eq!(l.l, full.l);
+        assert!(l.a.iter().chain(&l.b).all(|&v| v == 0.0));
     }
 
     #[test]

@@ -194,7 +194,11 @@ impl Colorizer {
     /// Colourises a decoded image. Colour inputs are reduced to their L; 16-bit inputs keep
     /// 16 bits.
     pub fn colorize_image(&self, img: &DynamicImage) -> DynamicImage {
-        let lab = lab_of(img);
+        // Only the lightness of the input is used.
+        let lab = match img {
+            DynamicImage::ImageRgb8(rgb) => LabImage::lightness_from_rgb8(rgb),
+            _ => lab_of(img),
+        };
         let out = self.colorize_planes(std::slice::from_ref(&lab)).remove(0);
         if crate::imageio::is_high_bit_depth(img) {
             DynamicImage::ImageRgb16(out.to_rgb16())

@@ -515,3 +515,56 @@ fn export_halves_a_model_and_init_from_fine_tunes_it() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("but this run trains effnet-unet"), "{}", stderr(&o));
 }
+
+/// Every shipped model is listed by `tinct models`, colourises by name, and on the first 24
+/// images of its own validation set (where `../shared` is present) has a lower ΔE2000 and a
+/// higher colourfulness than the gray baseline.
+#[test]
+fn shipped_models_are_listed_and_beat_gray_on_their_validation_sets() {
+    let models_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let listed = String::from_utf8_lossy(&tinct(&["models"]).stdout).into_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, val) in [("photo", "photos"), ("anime", "anime"), ("drawn", "drawn")] {
+        if !models_dir.join(format!("{name}.safetensors")).is_file() {
+            eprintln!("{name}: not shipped, skipped");
+            continue;
+        }
+        let line = listed.lines().find(|l| l.starts_with(name)).unwrap_or_default();
+        assert!(line.contains(".safetensors"), "`tinct models` does not list {name}: {listed}");
+
+        let input = tmp.path().join(format!("{name}-in.png"));
+        synthetic(48, 40, 1).save(&input).unwrap();
+        let out = tmp.path().join(format!("{name}-out.png"));
+        let o = tinct(&["colorize", input.to_str().unwrap(), "--model", name, "-o", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let (a, b) = (image::open(&input).unwrap(), image::open(&out).unwrap());
+        assert_eq!((b.width(), b.height()), (48, 40));
+        assert!(mean_abs_dl(&a, &b) < 1.5, "{name} changed lightness");
+
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(val).join("val");
+        if !data.is_dir() {
+            eprintln!("{}: absent, quality check of {name} skipped", data.display());
+            continue;
+        }
+        let report = tmp.path().join(format!("eval-{name}"));
+        let o = tinct(&[
+            "eval",
+            data.to_str().unwrap(),
+            "--model",
+            name,
+            "--limit",
+            "24",
+            "--out",
+            report.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+        let rows = json["summary"].as_array().unwrap();
+        let gray = rows.iter().find(|r| r["method"] == "gray").unwrap();
+        let ours = rows.iter().find(|r| r["method"] != "gray").unwrap();
+        let f = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
+        assert!(f(ours, "ciede2000") < f(gray, "ciede2000"), "{name}: {ours} vs {gray}");
+        assert!(f(ours, "colourfulness") > 0.5 * f(ours, "colourfulness_truth"), "{name}: {ours}");
+    }
+}

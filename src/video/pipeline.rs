@@ -3,14 +3,12 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::error::VideoError;
@@ -18,7 +16,7 @@ use super::ffmpeg::{self, AudioMode, Decoder, EncodeSpec, Encoder, VideoInfo};
 use super::frames::{self, FrameDirReader, FrameDirWriter};
 use super::stabilize::Stabilizer;
 use super::{FrameColorizer, FrameRate, VideoInput, VideoOptions, VideoOutput};
-use crate::color::{LabImage, RGB_TO_XYZ, lab_to_rgb8, rgb8_to_lab, srgb_to_linear, xyz_to_lab};
+use crate::color::LabImage;
 
 /// What [`run`] did.
 #[derive(Clone, Debug, Serialize)]
@@ -45,70 +43,16 @@ pub struct RunSummary {
 // Colour conversions, parallel over rows
 // ---------------------------------------------------------------------------------------------
 
-fn srgb8_linear_lut() -> &'static [f32; 256] {
-    static LUT: OnceLock<[f32; 256]> = OnceLock::new();
-    LUT.get_or_init(|| std::array::from_fn(|i| srgb_to_linear(i as f32 / 255.0)))
-}
+pub(crate) use crate::color::l_plane_rgb8 as l_plane;
 
-/// The L plane of an 8-bit sRGB image, bit-identical to `LabImage::from_rgb8(img).l` (same
-/// operations in the same order) but computing only Y and in parallel.
-pub(crate) fn l_plane(img: &RgbImage) -> Vec<f32> {
-    let lut = srgb8_linear_lut();
-    let m = RGB_TO_XYZ[1];
-    let mut l = vec![0.0f32; img.width() as usize * img.height() as usize];
-    let row = (img.width() as usize).max(1);
-    l.par_chunks_mut(row)
-        .zip(img.as_raw().par_chunks(row * 3))
-        .for_each(|(out, px)| {
-            for (o, p) in out.iter_mut().zip(px.chunks_exact(3)) {
-                let y = m[0] * lut[p[0] as usize]
-                    + m[1] * lut[p[1] as usize]
-                    + m[2] * lut[p[2] as usize];
-                *o = xyz_to_lab([0.0, y, 0.0])[0];
-            }
-        });
-    l
-}
-
-/// `LabImage::from_rgb8`, in parallel.
+/// `LabImage::from_rgb8` (parallel), by the name the video code uses.
 pub(crate) fn rgb_to_lab(img: &RgbImage) -> LabImage {
-    let (w, h) = img.dimensions();
-    let n = w as usize * h as usize;
-    let row = (w as usize).max(1);
-    let (mut l, mut a, mut b) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-    l.par_chunks_mut(row)
-        .zip(a.par_chunks_mut(row))
-        .zip(b.par_chunks_mut(row))
-        .zip(img.as_raw().par_chunks(row * 3))
-        .for_each(|(((l, a), b), px)| {
-            for (i, p) in px.chunks_exact(3).enumerate() {
-                let lab = rgb8_to_lab([p[0], p[1], p[2]]);
-                (l[i], a[i], b[i]) = (lab[0], lab[1], lab[2]);
-            }
-        });
-    LabImage {
-        width: w,
-        height: h,
-        l,
-        a,
-        b,
-    }
+    LabImage::from_rgb8(img)
 }
 
-/// `LabImage::to_rgb8`, in parallel (out-of-gamut colours keep their L: `crate::color`
-/// reduces their chroma instead of clipping).
+/// `LabImage::to_rgb8` (parallel; out-of-gamut colours keep their L).
 pub(crate) fn lab_to_rgb(lab: &LabImage) -> RgbImage {
-    let (w, h) = (lab.width as usize, lab.height as usize);
-    let mut out = vec![0u8; w * h * 3];
-    let row = w.max(1);
-    out.par_chunks_mut(row * 3).enumerate().for_each(|(y, px)| {
-        for (x, p) in px.chunks_exact_mut(3).enumerate() {
-            let i = y * w + x;
-            p.copy_from_slice(&lab_to_rgb8([lab.l[i], lab.a[i], lab.b[i]]));
-        }
-    });
-    RgbImage::from_raw(lab.width, lab.height, out)
-        .unwrap_or_else(|| RgbImage::new(lab.width, lab.height))
+    lab.to_rgb8()
 }
 
 // ---------------------------------------------------------------------------------------------
