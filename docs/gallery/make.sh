@@ -11,6 +11,9 @@ shared=../shared/data
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# 256-colour PNGs (a third of the size of true-colour ones), dithered.
+palette="split[p][q];[p]palettegen=max_colors=256[pal];[q][pal]paletteuse=dither=sierra2_4a"
+
 # panel MODEL HEIGHT INPUT OUTPUT [truth]: gray input | colourised [| original], HEIGHT px high.
 panel() {
   local model=$1 height=$2 f=$3 out=$4 truth=${5:-}
@@ -20,11 +23,11 @@ panel() {
   target/release/tinct colorize "$tmp/$name-gray.png" -o "$tmp/$name-colour.png" --model "$model" -q
   if [ -n "$truth" ]; then
     ffmpeg -v error -y -i "$tmp/$name-gray.png" -i "$tmp/$name-colour.png" -i "$f" \
-      -filter_complex "[0]scale=-2:$height[a];[1]scale=-2:$height[b];[2]scale=-2:$height[c];[a][b][c]hstack=3" \
+      -filter_complex "[0]scale=-2:$height[a];[1]scale=-2:$height[b];[2]scale=-2:$height[c];[a][b][c]hstack=3,$palette" \
       -frames:v 1 "$out"
   else
     ffmpeg -v error -y -i "$tmp/$name-gray.png" -i "$tmp/$name-colour.png" \
-      -filter_complex "[0]scale=-2:$height[a];[1]scale=-2:$height[b];[a][b]hstack" -frames:v 1 "$out"
+      -filter_complex "[0]scale=-2:$height[a];[1]scale=-2:$height[b];[a][b]hstack,$palette" -frames:v 1 "$out"
   fi
 }
 
