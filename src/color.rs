@@ -167,19 +167,32 @@ pub fn lab_to_srgb(lab: [f32; 3]) -> [f32; 3] {
 
 /// Linear component in [0, 1] -> 8-bit sRGB, `round(255 * linear_to_srgb(v))` without a
 /// power function: the 255 linear values where the rounded code steps up are tabulated
-/// (computed in f64) and searched.
+/// (computed in f64), and a 4096-bin index gives the code at each bin's start, so at most a
+/// step or two is left to check.
 #[inline]
 pub fn linear_to_srgb8(v: f32) -> u8 {
-    static STEPS: std::sync::OnceLock<[f32; 255]> = std::sync::OnceLock::new();
-    let steps = STEPS.get_or_init(|| {
-        std::array::from_fn(|k| {
-            // Code k + 1 starts where 255 * srgb(v) = k + 0.5.
+    const BINS: usize = 4096;
+    struct Table {
+        steps: [f32; 255],
+        start: [u8; BINS + 1],
+    }
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        // Code k + 1 starts where 255 * srgb(v) = k + 0.5.
+        let steps: [f32; 255] = std::array::from_fn(|k| {
             let s = (k as f64 + 0.5) / 255.0;
             let lin = if s <= 0.04045 { s / 12.92 } else { ((s + 0.055) / 1.055).powf(2.4) };
             lin as f32
-        })
+        });
+        let start = std::array::from_fn(|i| steps.partition_point(|&x| x <= i as f32 / BINS as f32) as u8);
+        Table { steps, start }
     });
-    steps.partition_point(|&t| t <= v) as u8
+    let v = v.clamp(0.0, 1.0);
+    let mut k = t.start[(v * BINS as f32) as usize] as usize;
+    while k < 255 && t.steps[k] <= v {
+        k += 1;
+    }
+    k as u8
 }
 
 /// 8-bit sRGB -> L*a*b*.
