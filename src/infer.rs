@@ -182,12 +182,13 @@ impl Colorizer {
                 .map(scale::ab_from_net)
                 .collect()
         };
+        let (a, b) = rayon::join(|| up(&ab[..n]), || up(&ab[n..2 * n]));
         LabImage {
             width: img.width,
             height: img.height,
             l: img.l.clone(),
-            a: up(&ab[..n]),
-            b: up(&ab[n..2 * n]),
+            a,
+            b,
         }
     }
 
