@@ -142,6 +142,11 @@ fn in_gamut(lin: [f32; 3]) -> bool {
 /// lightness of the result is the requested L; per-channel clipping would change it.
 #[inline]
 fn lab_to_linear_in_gamut(lab: [f32; 3]) -> [f32; 3] {
+    if lab[1] == 0.0 && lab[2] == 0.0 {
+        // Neutral: R = G = B = Y exactly (the matrix would leave 1e-6-level differences that
+        // can round a channel to a different 8-bit code and tint a gray image).
+        return [lab_to_xyz(lab)[1].clamp(0.0, 1.0); 3];
+    }
     let mut lin = lab_to_linear(lab);
     if !in_gamut(lin) {
         let (mut lo, mut hi) = (0.0f32, 1.0f32);
@@ -416,6 +421,14 @@ mod tests {
         assert!(mismatches <= 20, "{mismatches} mismatches");
         assert_eq!(linear_to_srgb8(0.0), 0);
         assert_eq!(linear_to_srgb8(1.0), 255);
+    }
+
+    #[test]
+    fn neutral_colours_stay_exactly_gray() {
+        for l in 0..=1000 {
+            let [r, g, b] = lab_to_rgb8([l as f32 / 10.0, 0.0, 0.0]);
+            assert!(r == g && g == b, "L {}: {r} {g} {b}", l as f32 / 10.0);
+        }
     }
 
     #[test]
