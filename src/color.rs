@@ -200,14 +200,17 @@ pub fn linear_to_srgb8(v: f32) -> u8 {
     k as u8
 }
 
-/// 8-bit sRGB -> L*a*b*.
+/// Linear value of an 8-bit sRGB component: `srgb_to_linear(v / 255)`, tabulated.
+#[inline]
+fn srgb8_to_linear(v: u8) -> f32 {
+    static LUT: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
+    LUT.get_or_init(|| std::array::from_fn(|i| srgb_to_linear(i as f32 / 255.0)))[v as usize]
+}
+
+/// 8-bit sRGB -> L*a*b* (the same values as `srgb_to_lab` of `p / 255`).
 #[inline]
 pub fn rgb8_to_lab(p: [u8; 3]) -> [f32; 3] {
-    srgb_to_lab([
-        p[0] as f32 / 255.0,
-        p[1] as f32 / 255.0,
-        p[2] as f32 / 255.0,
-    ])
+    xyz_to_lab(mat3(&RGB_TO_XYZ, p.map(srgb8_to_linear)))
 }
 
 /// L*a*b* -> 8-bit sRGB (rounded, clamped).
@@ -219,8 +222,6 @@ pub fn lab_to_rgb8(lab: [f32; 3]) -> [u8; 3] {
 /// The L plane of an 8-bit sRGB image, bit-identical to `LabImage::from_rgb8(img).l` (same
 /// operations in the same order) but computing only Y, in parallel: colourising needs no more.
 pub fn l_plane_rgb8(img: &RgbImage) -> Vec<f32> {
-    static LUT: std::sync::OnceLock<[f32; 256]> = std::sync::OnceLock::new();
-    let lut = LUT.get_or_init(|| std::array::from_fn(|i| srgb_to_linear(i as f32 / 255.0)));
     let m = RGB_TO_XYZ[1];
     let mut l = vec![0.0f32; img.width() as usize * img.height() as usize];
     let row = (img.width() as usize).max(1);
@@ -228,7 +229,7 @@ pub fn l_plane_rgb8(img: &RgbImage) -> Vec<f32> {
         .zip(img.as_raw().par_chunks(row * 3))
         .for_each(|(out, px)| {
             for (o, p) in out.iter_mut().zip(px.chunks_exact(3)) {
-                let y = m[0] * lut[p[0] as usize] + m[1] * lut[p[1] as usize] + m[2] * lut[p[2] as usize];
+                let y = m[0] * srgb8_to_linear(p[0]) + m[1] * srgb8_to_linear(p[1]) + m[2] * srgb8_to_linear(p[2]);
                 *o = xyz_to_lab([0.0, y, 0.0])[0];
             }
         });

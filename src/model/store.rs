@@ -64,7 +64,13 @@ pub fn save_generator(g: &Generator, config: &GeneratorConfig, path: &Path) -> R
 /// Reads the generator config embedded in a safetensors file.
 pub fn read_generator_config(path: &Path) -> Result<GeneratorConfig> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+    generator_config_of(&bytes, path)
+}
+
+/// The generator config of a safetensors file's bytes (`path` names it in errors and locates a
+/// JSON file beside it as a fallback).
+fn generator_config_of(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
     if let Some(json) = meta.metadata().as_ref().and_then(|m| m.get(CONFIG_KEY)) {
         return serde_json::from_str(json)
@@ -140,7 +146,8 @@ fn convert_floats(
 /// Packages a trained generator for shipping: `half` stores its weights as f16 (half the size;
 /// they are widened to f32 on load), and `size` changes the working size it colourises at.
 pub fn export_generator(src: &Path, dst: &Path, size: Option<usize>, half: bool) -> Result<GeneratorConfig> {
-    let mut config = read_generator_config(src)?;
+    let bytes = std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
+    let mut config = generator_config_of(&bytes, src)?;
     if let Some(s) = size {
         config.size = s;
     }
@@ -148,7 +155,6 @@ pub fn export_generator(src: &Path, dst: &Path, size: Option<usize>, half: bool)
     if config.size == 0 || !config.size.is_multiple_of(stride) {
         bail!("--size {}: must be a positive multiple of {stride} for this model", config.size);
     }
-    let bytes = std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
     let json = serde_json::to_string_pretty(&config)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file ({e})", src.display()))?;

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::error::VideoError;
 use super::pipeline::{
-    Batch, Stop, colorize_checked, decode_stage, first_failure, lab_to_rgb, open_source,
-    progress_bar, rgb_to_lab,
+    Batch, Stop, colorize_checked, decode_stage, first_failure, open_source,
+    progress_bar,
 };
 use super::stabilize::{SceneCutParams, Stabilizer, StabilizerParams, scene_stats};
 use super::{FrameColorizer, VideoInput, VideoOptions};
@@ -264,17 +264,17 @@ pub fn evaluate(
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Stop::Failed(VideoError::Cancelled));
                 }
-                let truth: Vec<LabImage> = batch.iter().map(rgb_to_lab).collect();
+                let truth: Vec<LabImage> = batch.iter().map(LabImage::from_rgb8).collect();
                 let grays: Vec<RgbImage> = truth.iter().map(gray_from_l).collect();
                 let preds = colorize_checked(colorizer, &grays, frames)?;
                 for (((frame, gt), gray), raw) in batch.iter().zip(&truth).zip(&grays).zip(preds) {
-                    let raw_rgb = lab_to_rgb(&raw);
+                    let raw_rgb = raw.to_rgb8();
                     let mut stab = raw;
                     stabilizer.process(&mut stab);
-                    let stab_rgb = lab_to_rgb(&stab);
+                    let stab_rgb = stab.to_rgb8();
                     meters[0].push(gt);
-                    meters[1].push(&rgb_to_lab(&raw_rgb));
-                    meters[2].push(&rgb_to_lab(&stab_rgb));
+                    meters[1].push(&LabImage::from_rgb8(&raw_rgb));
+                    meters[2].push(&LabImage::from_rgb8(&stab_rgb));
                     sums.psnr_gray += crate::metrics::psnr(frame, gray).unwrap_or(0.0);
                     sums.psnr_raw += crate::metrics::psnr(frame, &raw_rgb).unwrap_or(0.0);
                     sums.psnr_stab += crate::metrics::psnr(frame, &stab_rgb).unwrap_or(0.0);

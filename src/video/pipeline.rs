@@ -43,18 +43,6 @@ pub struct RunSummary {
 // Colour conversions, parallel over rows
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) use crate::color::l_plane_rgb8 as l_plane;
-
-/// `LabImage::from_rgb8` (parallel), by the name the video code uses.
-pub(crate) fn rgb_to_lab(img: &RgbImage) -> LabImage {
-    LabImage::from_rgb8(img)
-}
-
-/// `LabImage::to_rgb8` (parallel; out-of-gamut colours keep their L).
-pub(crate) fn lab_to_rgb(lab: &LabImage) -> RgbImage {
-    lab.to_rgb8()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Sources and sinks
 // ---------------------------------------------------------------------------------------------
@@ -392,7 +380,7 @@ pub(crate) fn colorize_checked(
                 lab.b.len()
             )));
         }
-        lab.l = l_plane(frame);
+        lab.l = crate::color::l_plane_rgb8(frame);
     }
     Ok(labs)
 }
@@ -442,7 +430,7 @@ fn encode_stage(
                     sink.abort();
                     return Err(Stop::Failed(VideoError::Cancelled));
                 }
-                let rgb: Vec<RgbImage> = labs.iter().map(lab_to_rgb).collect();
+                let rgb: Vec<RgbImage> = labs.iter().map(LabImage::to_rgb8).collect();
                 drop(labs);
                 if let Err(e) = sink.write_batch(&rgb) {
                     sink.abort();

@@ -10,7 +10,7 @@ use image::RgbImage;
 use super::FrameColorizer;
 use super::error::VideoError;
 use super::ffmpeg::{FfmpegTools, file_arg};
-use super::pipeline::l_plane;
+use crate::color::l_plane_rgb8 as l_plane;
 use crate::color::LabImage;
 
 /// A deterministic stand-in for the network: a,b are a smooth function of L, plus (when
