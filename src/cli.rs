@@ -80,9 +80,10 @@ pub struct TrainArgs {
     /// Generator architecture.
     #[arg(long, value_enum, default_value_t = Arch::Unet256)]
     pub arch: Arch,
-    /// Training image size (square); the U-Net depth follows it (8 levels at 256).
-    #[arg(long, default_value_t = 256)]
-    pub size: usize,
+    /// Training image size (square); the U-Net depth follows it (8 levels at 256)
+    /// [default: 256; with --resume, the run's own: a new size continues at that resolution].
+    #[arg(long)]
+    pub size: Option<usize>,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Adversarial (GAN + L1) epochs [default: 100; with --resume, the run's own].
@@ -91,11 +92,16 @@ pub struct TrainArgs {
     /// L1-only generator pretraining epochs, run first [default: 0; with --resume, the run's own].
     #[arg(long)]
     pub pretrain_epochs: Option<usize>,
-    #[arg(long, default_value_t = 2e-4)]
-    pub lr: f64,
-    /// Weight of the L1 term.
-    #[arg(long, default_value_t = 100.0)]
-    pub lambda_l1: f32,
+    /// Adam learning rate [default: 2e-4; with --resume, the run's own].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Weight of the L1 term [default: 100; with --resume, the run's own].
+    #[arg(long)]
+    pub lambda_l1: Option<f32>,
+    /// Keep an exponential moving average of the generator's weights with this decay (e.g.
+    /// 0.99) and validate and save the average [default: 0, off; with --resume, the run's own].
+    #[arg(long)]
+    pub ema_decay: Option<f32>,
     /// Generator filters at the outermost level (pix2pix ngf).
     #[arg(long, default_value_t = 64)]
     pub ngf: usize,
@@ -329,16 +335,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 fn train(a: TrainArgs) -> Result<ExitCode> {
     let device = crate::device_by_name(&a.device)?;
+    let size = a.size.unwrap_or(256);
     let generator = match a.arch {
-        Arch::Unet256 => GeneratorConfig::unet_for_size(a.size, a.ngf),
-        Arch::EffnetUnet => GeneratorConfig::effnet_unet(a.size),
+        Arch::Unet256 => GeneratorConfig::unet_for_size(size, a.ngf),
+        Arch::EffnetUnet => GeneratorConfig::effnet_unet(size),
     };
+    if let Some(d) = a.ema_decay
+        && !(0.0..1.0).contains(&d)
+    {
+        anyhow::bail!("--ema-decay {d}: must be at least 0 and below 1");
+    }
     let config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))
         .with_batch_size(a.batch_size)
         .with_epochs(a.epochs.unwrap_or(100))
         .with_pretrain_epochs(a.pretrain_epochs.unwrap_or(0))
-        .with_lr(a.lr)
-        .with_lambda_l1(a.lambda_l1)
+        .with_lr(a.lr.unwrap_or(2e-4))
+        .with_lambda_l1(a.lambda_l1.unwrap_or(100.0))
+        .with_ema_decay(a.ema_decay.unwrap_or(0.0))
         .with_seed(a.seed)
         .with_augment(!a.no_flip)
         .with_val_limit(a.val_limit)
@@ -373,6 +386,10 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
             epochs: a.epochs,
             pretrain_epochs: a.pretrain_epochs,
             freeze_encoder_epochs: a.freeze_encoder_epochs,
+            lr: a.lr,
+            lambda_l1: a.lambda_l1,
+            ema_decay: a.ema_decay,
+            size: a.size,
         },
     };
     crate::train::train(config, &paths, &opts, &device)?;

@@ -161,3 +161,43 @@ pub fn renumber_params<M: Module>(module: M, base: u64) -> M {
     }
     module.map(&mut Renumber(base))
 }
+
+/// One step of an exponential moving average of a module's float tensors (its weights and its
+/// batch-norm statistics): `ema <- decay * ema + (1 - decay) * current`, tensor by tensor in
+/// visiting order. Both live on the same device (pass a training module's `valid()` copy); they
+/// must have the same structure.
+pub fn ema_update<M: Module>(ema: M, current: &M, decay: f32) -> M {
+    use burn::module::ModuleVisitor;
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.push(p.val().flatten::<1>(0, D - 1));
+        }
+    }
+    struct Blend {
+        current: std::vec::IntoIter<Tensor<1>>,
+        decay: f32,
+    }
+    impl ModuleMapper for Blend {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, value, mapper) = param.consume();
+            let cur = self
+                .current
+                .next()
+                .expect("ema_update: modules of different structure");
+            let shape = value.shape();
+            let cur = cur.reshape(shape);
+            let blended = value.mul_scalar(self.decay) + cur.mul_scalar(1.0 - self.decay);
+            Param::from_mapped_value(id, blended, mapper)
+        }
+    }
+    let mut c = Collect(Vec::new());
+    current.visit(&mut c);
+    let mut b = Blend {
+        current: c.0.into_iter(),
+        decay,
+    };
+    let out = ema.map(&mut b);
+    assert!(b.current.next().is_none(), "ema_update: modules of different structure");
+    out
+}

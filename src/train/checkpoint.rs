@@ -47,8 +47,22 @@ pub fn read_run_config(out: &Path) -> Result<(TrainConfig, RunPaths)> {
     let path = out.join("config.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    let f: RunFile = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a tinct run config", path.display()))?;
+    let bad = || format!("{}: not a tinct run config", path.display());
+    let mut file: serde_json::Value = serde_json::from_str(&text).with_context(bad)?;
+    // Hyper-parameters added after the run was started take their defaults.
+    if let Some(saved) = file.get_mut("config").and_then(|c| c.as_object_mut()) {
+        let nets = (saved.get("generator").cloned(), saved.get("discriminator").cloned());
+        if let (Some(g), Some(d)) = nets {
+            let g = serde_json::from_value(g).with_context(bad)?;
+            let d = serde_json::from_value(d).with_context(bad)?;
+            if let serde_json::Value::Object(defaults) = serde_json::to_value(TrainConfig::new(g, d))? {
+                for (k, v) in defaults {
+                    saved.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
+    let f: RunFile = serde_json::from_value(file).with_context(bad)?;
     Ok((f.config, f.paths))
 }
 
@@ -74,6 +88,9 @@ pub fn clear_run_dir(out: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The generator's weight average, in checkpoints of runs that keep one.
+const EMA_FILE: &str = "generator-ema.safetensors";
 
 pub struct Checkpoint {
     dir: PathBuf,
@@ -114,6 +131,9 @@ impl Checkpoint {
         // (a training module's running state lags one update behind until synchronised).
         save_module(&t.g.valid(), &tmp.join("generator.safetensors"), &[])?;
         save_module(&t.d.valid(), &tmp.join("discriminator.safetensors"), &[])?;
+        if let Some(ema) = &t.g_ema {
+            save_module(ema, &tmp.join(EMA_FILE), &[])?;
+        }
         t.opt_g
             .save(tmp.join("optim-generator.bpk"))
             .map_err(|e| anyhow!("cannot save generator optimiser state: {e:?}"))?;
@@ -142,6 +162,13 @@ impl Checkpoint {
     pub fn load_into(&self, t: &mut Trainer, state: &mut TrainState) -> Result<()> {
         t.g = load_module(t.g.clone(), &self.dir.join("generator.safetensors"))?;
         t.d = load_module(t.d.clone(), &self.dir.join("discriminator.safetensors"))?;
+        // A run that turns the average on when resumed starts it from the current weights.
+        t.reset_ema();
+        let ema_path = self.dir.join(EMA_FILE);
+        if let (Some(ema), true) = (t.g_ema.take(), ema_path.exists()) {
+            t.g_ema = Some(load_module(ema, &ema_path)?);
+        }
+        t.reset_ema_if_missing();
         t.opt_g = t
             .opt_g
             .clone()

@@ -74,6 +74,11 @@ pub struct TrainConfig {
     /// Minutes between mid-epoch checkpoints (a checkpoint is also written every epoch).
     #[config(default = 10.0)]
     pub checkpoint_minutes: f64,
+    /// Decay of an exponential moving average of the generator's weights, updated after every
+    /// generator step (0: off). When on, the average is what is validated and saved as the
+    /// run's generator; 0.99 averages over about the last 100 steps.
+    #[config(default = 0.0)]
+    pub ema_decay: f32,
 }
 
 impl TrainConfig {
@@ -123,6 +128,27 @@ pub struct Schedule {
     pub epochs: Option<usize>,
     pub pretrain_epochs: Option<usize>,
     pub freeze_encoder_epochs: Option<usize>,
+    pub lr: Option<f64>,
+    pub lambda_l1: Option<f32>,
+    pub ema_decay: Option<f32>,
+    /// A new training size (e.g. a higher resolution late in training; the networks are
+    /// fully convolutional).
+    pub size: Option<usize>,
+}
+
+impl Schedule {
+    /// Applies the given changes to a saved run's config; returns whether anything changed.
+    fn apply(&self, c: &mut TrainConfig) -> bool {
+        let before = format!("{c:?}");
+        c.epochs = self.epochs.unwrap_or(c.epochs);
+        c.pretrain_epochs = self.pretrain_epochs.unwrap_or(c.pretrain_epochs);
+        c.freeze_encoder_epochs = self.freeze_encoder_epochs.unwrap_or(c.freeze_encoder_epochs);
+        c.lr = self.lr.unwrap_or(c.lr);
+        c.lambda_l1 = self.lambda_l1.unwrap_or(c.lambda_l1);
+        c.ema_decay = self.ema_decay.unwrap_or(c.ema_decay);
+        c.generator.size = self.size.unwrap_or(c.generator.size);
+        before != format!("{c:?}")
+    }
 }
 
 /// The mean losses of an epoch.
@@ -170,6 +196,8 @@ pub struct Trainer {
     pub d: PatchGan,
     pub opt_g: ModuleOptimizer,
     pub opt_d: ModuleOptimizer,
+    /// Moving average of the generator's weights (on the inner device), when `ema_decay > 0`.
+    pub g_ema: Option<Generator>,
     pub device: Device,
 }
 
@@ -183,13 +211,34 @@ impl Trainer {
         let device = device.clone().autodiff();
         let g = renumber_params(config.generator.init(&device), G_ID_BASE);
         let d = renumber_params(config.discriminator.init(&device), D_ID_BASE);
+        let g_ema = (config.ema_decay > 0.0).then(|| g.valid());
         Trainer {
             opt_g: config.adam(),
             opt_d: config.adam(),
             g,
             d,
+            g_ema,
             device,
             config,
+        }
+    }
+
+    /// Restarts the moving average from the current generator (after loading weights into it).
+    pub fn reset_ema(&mut self) {
+        if self.config.ema_decay > 0.0 {
+            self.g_ema = Some(self.g.valid());
+        }
+    }
+
+    fn reset_ema_if_missing(&mut self) {
+        if self.g_ema.is_none() {
+            self.reset_ema();
+        }
+    }
+
+    fn update_ema(&mut self) {
+        if let Some(ema) = self.g_ema.take() {
+            self.g_ema = Some(crate::model::ema_update(ema, &self.g.valid(), self.config.ema_decay));
         }
     }
 
@@ -203,6 +252,7 @@ impl Trainer {
             let g_l1 = loss_l1.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss_l1.backward(), &self.g);
             self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
+            self.update_ema();
             return StepLosses {
                 g_l1,
                 ..Default::default()
@@ -229,6 +279,7 @@ impl Trainer {
         let loss_g = loss_g_gan + loss_g_l1.mul_scalar(cfg.lambda_l1);
         let grads = GradientsParams::from_grads(loss_g.backward(), &self.g);
         self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
+        self.update_ema();
         StepLosses {
             g_gan,
             g_l1,
@@ -237,9 +288,13 @@ impl Trainer {
         }
     }
 
-    /// The generator for inference (no autodiff, batch norm on running statistics).
+    /// The generator for inference (no autodiff, batch norm on running statistics): the
+    /// moving average of its weights when that is on.
     pub fn inference_generator(&self) -> Generator {
-        self.g.valid()
+        match &self.g_ema {
+            Some(ema) => ema.clone(),
+            None => self.g.valid(),
+        }
     }
 }
 
@@ -298,11 +353,8 @@ pub fn train(
     let (config, paths) = if resuming {
         // The saved run defines the hyper-parameters; only the epoch count may change.
         let (mut saved, saved_paths) = checkpoint::read_run_config(out)?;
-        let sch = opts.schedule;
-        if sch.epochs.is_some() || sch.pretrain_epochs.is_some() || sch.freeze_encoder_epochs.is_some() {
-            saved.epochs = sch.epochs.unwrap_or(saved.epochs);
-            saved.pretrain_epochs = sch.pretrain_epochs.unwrap_or(saved.pretrain_epochs);
-            saved.freeze_encoder_epochs = sch.freeze_encoder_epochs.unwrap_or(saved.freeze_encoder_epochs);
+        if opts.schedule.apply(&mut saved) {
+            validate_config(&saved)?;
             checkpoint::write_run_config(out, &saved, &saved_paths)?;
         }
         (saved, saved_paths)
@@ -383,6 +435,7 @@ pub fn train(
             trainer.g = crate::model::store::load_module(trainer.g.clone(), m)?;
             say(quiet, format!("generator initialised from {}", m.display()));
         }
+        trainer.reset_ema();
         checkpoint::write_run_config(out, &config, &paths)?;
         crate::imageio::write_bytes_atomic(
             &out.join("log.csv"),
@@ -841,5 +894,76 @@ mod tests {
             .unwrap();
         let y2 = g2.forward(x).into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(y1, y2);
+    }
+
+    #[test]
+    fn ema_is_the_weighted_blend_and_tracks_the_trained_generator() {
+        let device = Device::flex();
+        let cfg = tiny_config();
+        let a = cfg.generator.init(&device);
+        let b = cfg.generator.init(&device);
+        let blended = weights(&crate::model::ema_update(a.clone(), &b, 0.9));
+        let (wa, wb) = (weights(&a), weights(&b));
+        assert_eq!(blended.len(), wa.len());
+        for ((m, x), y) in blended.iter().zip(&wa).zip(&wb) {
+            assert!((m - (0.9 * x + 0.1 * y)).abs() < 1e-6);
+        }
+
+        // In training, the average starts at the initial weights, moves after each step by
+        // (1 - decay) of the way to the new weights, and is what inference uses.
+        let mut t = Trainer::new(tiny_config().with_ema_decay(0.5), &device);
+        let w0 = weights(&t.g);
+        assert_eq!(weights(t.g_ema.as_ref().unwrap()), w0);
+        t.step(&batch(&t.device.clone(), 1.0), false);
+        let w1 = weights(&t.g);
+        let ema = weights(&t.inference_generator());
+        for ((m, x), y) in ema.iter().zip(&w0).zip(&w1) {
+            assert!((m - 0.5 * (x + y)).abs() < 1e-5);
+        }
+        assert_ne!(ema, w1);
+
+        // The average survives a checkpoint.
+        let dir = tempfile::tempdir().unwrap();
+        Checkpoint::save(dir.path(), &t, &TrainState::default()).unwrap();
+        let mut r = Trainer::new(tiny_config().with_ema_decay(0.5), &device);
+        Checkpoint::latest(dir.path())
+            .unwrap()
+            .unwrap()
+            .load_into(&mut r, &mut TrainState::default())
+            .unwrap();
+        assert_eq!(weights(&r.inference_generator()), ema);
+    }
+
+    #[test]
+    fn a_run_config_saved_before_a_field_existed_still_loads_with_its_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = RunPaths {
+            data: "d".into(),
+            val: None,
+            out: dir.path().into(),
+        };
+        checkpoint::write_run_config(dir.path(), &tiny_config().with_lambda_l1(7.0), &paths).unwrap();
+        let p = dir.path().join("config.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        v["config"].as_object_mut().unwrap().remove("ema_decay");
+        std::fs::write(&p, v.to_string()).unwrap();
+        let (c, _) = checkpoint::read_run_config(dir.path()).unwrap();
+        assert_eq!(c.ema_decay, 0.0);
+        assert_eq!(c.lambda_l1, 7.0);
+    }
+
+    #[test]
+    fn resume_overrides_change_only_what_is_given() {
+        let mut c = tiny_config();
+        assert!(!Schedule::default().apply(&mut c));
+        let s = Schedule {
+            lambda_l1: Some(50.0),
+            ema_decay: Some(0.99),
+            size: Some(64),
+            ..Default::default()
+        };
+        assert!(s.apply(&mut c));
+        assert_eq!((c.lambda_l1, c.ema_decay, c.size(), c.lr), (50.0, 0.99, 64, 2e-4));
     }
 }
