@@ -1,6 +1,7 @@
 //! The networks: generators (L -> ab) and the discriminator, built from serialisable configs.
 
 mod init;
+pub mod depthwise;
 pub mod effnet;
 pub mod patchgan;
 pub mod store;

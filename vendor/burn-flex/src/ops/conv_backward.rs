@@ -1,0 +1,298 @@
+//! 2D convolution backward passes (added by tinct; see `VENDORED.md` at the crate root).
+//!
+//! burn-backend's default `conv2d_weight_backward` computes a grouped convolution's weight
+//! gradient with one convolution per group, each using the whole output gradient as its kernel,
+//! and its `conv2d_x_backward` goes through a grouped transposed convolution. For a depthwise
+//! layer (`groups == channels_in == channels_out`) both cost about five times the forward pass
+//! on this backend. Here depthwise layers in f32 get direct kernels that do the same arithmetic
+//! as the forward pass (one multiply-add per tap and output pixel), parallel over planes (input
+//! gradient) or channels (weight gradient). Every other case takes burn-backend's generic path,
+//! reproduced below because it is crate-private there.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use burn_backend::ops::ConvOptions;
+use burn_backend::ops::conv::{calculate_padding_out, pad_asymmetric_conv_input};
+use burn_backend::ops::{ConvTransposeOptions, FloatTensorOps, ModuleOps};
+use burn_backend::{DType, TensorMetadata};
+use burn_std::{Bytes, Shape, Slice};
+
+use crate::{Flex, FlexTensor, Layout};
+
+/// Shape facts of a depthwise f32 convolution, when `conv2d` with these inputs is one.
+struct Depthwise {
+    batch: usize,
+    channels: usize,
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+    k_h: usize,
+    k_w: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+}
+
+impl Depthwise {
+    fn detect(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        output_grad: &FlexTensor,
+        options: &ConvOptions<2>,
+    ) -> Option<Depthwise> {
+        let (xs, ws, gs) = (x.shape(), weight.shape(), output_grad.shape());
+        let all_f32 = [x.dtype(), weight.dtype(), output_grad.dtype()]
+            .iter()
+            .all(|d| *d == DType::F32);
+        let depthwise = ws[1] == 1 && ws[0] == xs[1] && options.groups == xs[1] && gs[1] == xs[1];
+        (all_f32 && depthwise).then(|| Depthwise {
+            batch: xs[0],
+            channels: xs[1],
+            in_h: xs[2],
+            in_w: xs[3],
+            out_h: gs[2],
+            out_w: gs[3],
+            k_h: ws[2],
+            k_w: ws[3],
+            stride: options.stride,
+            pad: options.padding_begin(),
+            dilation: options.dilation,
+        })
+    }
+
+    /// Output positions `[start, end)` whose input index `o * stride + k * dilation - pad`
+    /// falls inside `[0, size_in)`, along axis `axis` for kernel tap `k`.
+    fn valid(&self, axis: usize, k: usize) -> (usize, usize) {
+        let (size_in, size_out) = if axis == 0 {
+            (self.in_h, self.out_h)
+        } else {
+            (self.in_w, self.out_w)
+        };
+        let (s, p, off) = (self.stride[axis], self.pad[axis], k * self.dilation[axis]);
+        let start = if off >= p { 0 } else { (p - off).div_ceil(s) };
+        let end = if off >= size_in + p {
+            0
+        } else {
+            (size_in + p - off).div_ceil(s)
+        };
+        (start, end.min(size_out).max(start))
+    }
+}
+
+/// `sum(a[i] * b[i])` with eight independent accumulators, so that it vectorises.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Runs `f(index, chunk)` over the `chunk`-sized pieces of `out`, in parallel when rayon is on.
+fn for_each_chunk(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    }
+    #[cfg(not(feature = "rayon"))]
+    for (i, c) in out.chunks_mut(chunk).enumerate() {
+        f(i, c);
+    }
+}
+
+fn tensor(data: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(Shape::from(dims.to_vec())),
+        DType::F32,
+    )
+}
+
+/// `dx[n, c, oh*s + u*d - p, ow*s + v*d - p] += w[c, u, v] * dy[n, c, oh, ow]`, one plane per task.
+fn depthwise_x_grad(dw: &Depthwise, weight: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
+    let (w, g) = (weight.to_contiguous(), output_grad.to_contiguous());
+    let (w, g): (&[f32], &[f32]) = (w.storage(), g.storage());
+    let (in_plane, out_plane, taps) = (dw.in_h * dw.in_w, dw.out_h * dw.out_w, dw.k_h * dw.k_w);
+    let mut dx = vec![0.0f32; dw.batch * dw.channels * in_plane];
+    for_each_chunk(&mut dx, in_plane, |bc, dx| {
+        let c = bc % dw.channels;
+        let g = &g[bc * out_plane..(bc + 1) * out_plane];
+        for u in 0..dw.k_h {
+            let (h0, h1) = dw.valid(0, u);
+            for v in 0..dw.k_w {
+                let (w0, w1) = dw.valid(1, v);
+                let wt = w[c * taps + u * dw.k_w + v];
+                for oh in h0..h1 {
+                    let ih = oh * dw.stride[0] + u * dw.dilation[0] - dw.pad[0];
+                    let g_row = &g[oh * dw.out_w + w0..oh * dw.out_w + w1];
+                    let row = &mut dx[ih * dw.in_w..(ih + 1) * dw.in_w];
+                    let first = w0 * dw.stride[1] + v * dw.dilation[1] - dw.pad[1];
+                    if dw.stride[1] == 1 {
+                        for (d, gv) in row[first..first + g_row.len()].iter_mut().zip(g_row) {
+                            *d += wt * gv;
+                        }
+                    } else {
+                        for (i, gv) in g_row.iter().enumerate() {
+                            row[first + i * dw.stride[1]] += wt * gv;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    tensor(dx, [dw.batch, dw.channels, dw.in_h, dw.in_w])
+}
+
+/// `dw[c, u, v] = sum over n, oh, ow of dy[n, c, oh, ow] * x[n, c, oh*s + u*d - p, ow*s + v*d - p]`,
+/// one channel per task, rows summed in f32 and rows added in f64.
+fn depthwise_weight_grad(dw: &Depthwise, x: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
+    let (x, g) = (x.to_contiguous(), output_grad.to_contiguous());
+    let (x, g): (&[f32], &[f32]) = (x.storage(), g.storage());
+    let (in_plane, out_plane, taps) = (dw.in_h * dw.in_w, dw.out_h * dw.out_w, dw.k_h * dw.k_w);
+    let mut dwt = vec![0.0f32; dw.channels * taps];
+    for_each_chunk(&mut dwt, taps, |c, out| {
+        let mut acc = vec![0.0f64; taps];
+        let mut strided = Vec::new();
+        for n in 0..dw.batch {
+            let bc = n * dw.channels + c;
+            let xp = &x[bc * in_plane..(bc + 1) * in_plane];
+            let gp = &g[bc * out_plane..(bc + 1) * out_plane];
+            for u in 0..dw.k_h {
+                let (h0, h1) = dw.valid(0, u);
+                for v in 0..dw.k_w {
+                    let (w0, w1) = dw.valid(1, v);
+                    if w1 <= w0 {
+                        continue;
+                    }
+                    let mut s = 0.0f64;
+                    for oh in h0..h1 {
+                        let ih = oh * dw.stride[0] + u * dw.dilation[0] - dw.pad[0];
+                        let g_row = &gp[oh * dw.out_w + w0..oh * dw.out_w + w1];
+                        let first = ih * dw.in_w + w0 * dw.stride[1] + v * dw.dilation[1] - dw.pad[1];
+                        let row = if dw.stride[1] == 1 {
+                            &xp[first..first + g_row.len()]
+                        } else {
+                            strided.clear();
+                            strided.extend((0..g_row.len()).map(|i| xp[first + i * dw.stride[1]]));
+                            &strided[..]
+                        };
+                        s += dot(g_row, row) as f64;
+                    }
+                    acc[u * dw.k_w + v] += s;
+                }
+            }
+        }
+        for (o, a) in out.iter_mut().zip(&acc) {
+            *o = *a as f32;
+        }
+    });
+    tensor(dwt, [dw.channels, 1, dw.k_h, dw.k_w])
+}
+
+pub(crate) fn conv2d_x_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: ConvOptions<2>,
+) -> FlexTensor {
+    if let Some(dw) = Depthwise::detect(&x, &weight, &output_grad, &options) {
+        return depthwise_x_grad(&dw, &weight, &output_grad);
+    }
+    // burn-backend's generic path: a transposed convolution (on the padded input when the
+    // padding is asymmetric, cropped afterwards).
+    let input_shape = x.shape();
+    let asymmetric = options.is_asymmetric();
+    let padding = options.padding;
+    let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+    let [_, _, h_in, w_in] = x.shape().dims();
+    let [_, _, h_out, w_out] = output_grad.shape().dims();
+    let [_, _, k_h, k_w] = weight.shape().dims();
+    let p = options.padding_begin();
+    let padding_out = [
+        calculate_padding_out(k_h, options.stride[0], p[0], options.dilation[0], h_in, h_out),
+        calculate_padding_out(k_w, options.stride[1], p[1], options.dilation[1], w_in, w_out),
+    ];
+    let grad = Flex::conv_transpose2d(
+        output_grad,
+        weight,
+        None,
+        ConvTransposeOptions::new(options.stride, p, padding_out, options.dilation, options.groups),
+    );
+    if !asymmetric {
+        return grad;
+    }
+    let ranges = [
+        Slice::from(0..input_shape[0]),
+        Slice::from(0..input_shape[1]),
+        Slice::from(padding[0].0..padding[0].0 + input_shape[2]),
+        Slice::from(padding[1].0..padding[1].0 + input_shape[3]),
+    ];
+    Flex::float_slice(grad, &ranges)
+}
+
+pub(crate) fn conv2d_weight_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: ConvOptions<2>,
+) -> FlexTensor {
+    if let Some(dw) = Depthwise::detect(&x, &weight, &output_grad, &options) {
+        return depthwise_weight_grad(&dw, &x, &output_grad);
+    }
+    // burn-backend's generic path: per group, a convolution of the (batch <-> channel swapped)
+    // input with the output gradient as the kernel.
+    let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+    let weight_shape = weight.shape();
+    let [c_out, ci_per_group, k_h, k_w] = weight_shape.dims();
+    let co_per_group = c_out / options.groups;
+    let x = Flex::float_swap_dims(x, 0, 1);
+    let output_grad = Flex::float_swap_dims(output_grad, 0, 1);
+    let grad_options = ConvOptions::new(options.dilation, options.padding_begin(), options.stride, 1);
+    let crop = |t: FlexTensor, co: usize| {
+        let t = Flex::float_swap_dims(t, 0, 1);
+        let [_, _, th, tw] = t.shape().dims();
+        if th == k_h && tw == k_w {
+            t
+        } else {
+            Flex::float_slice(
+                t,
+                &[Slice::from(0..co), Slice::from(0..ci_per_group), Slice::from(0..k_h), Slice::from(0..k_w)],
+            )
+        }
+    };
+    if options.groups == 1 {
+        return crop(Flex::conv2d(x, output_grad, None, grad_options), c_out);
+    }
+    let mut grad = Flex::float_zeros(weight_shape, &weight.device(), weight.dtype().into());
+    for g in 0..options.groups {
+        let xs = Flex::float_slice(x.clone(), &[Slice::from(g * ci_per_group..(g + 1) * ci_per_group)]);
+        let gs = Flex::float_slice(
+            output_grad.clone(),
+            &[Slice::from(g * co_per_group..(g + 1) * co_per_group)],
+        );
+        let part = crop(Flex::conv2d(xs, gs, None, grad_options.clone()), co_per_group);
+        grad = Flex::float_slice_assign(
+            grad,
+            &[
+                Slice::from(g * co_per_group..(g + 1) * co_per_group),
+                Slice::from(0..ci_per_group),
+                Slice::from(0..k_h),
+                Slice::from(0..k_w),
+            ],
+            part,
+        );
+    }
+    grad
+}
