@@ -72,6 +72,18 @@ fn mean_abs_dl(a: &DynamicImage, b: &DynamicImage) -> f32 {
         / la.l.len() as f32
 }
 
+/// `tinct colorize INPUT -o OUT --model MODEL`.
+fn colorize(input: &Path, out: &Path, model: &Path) -> Output {
+    tinct(&[
+        "colorize",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn train_one_epoch_then_colorize_keeps_size_and_lightness() {
     let tmp = tempfile::tempdir().unwrap();
@@ -99,14 +111,7 @@ fn train_one_epoch_then_colorize_keeps_size_and_lightness() {
         .unwrap();
     synthetic(50, 50, 3).save(inputs.join("photo.jpg")).unwrap();
     let out = tmp.path().join("out");
-    let o = tinct(&[
-        "colorize",
-        inputs.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--model",
-        run.to_str().unwrap(),
-    ]);
+    let o = colorize(&inputs, &out, &run);
     assert!(o.status.success(), "{}", stderr(&o));
     for (name, w, h) in [
         ("wide.png", 97, 41),
@@ -124,14 +129,7 @@ fn train_one_epoch_then_colorize_keeps_size_and_lightness() {
 
     // A single input with an output file name picks the format from the extension.
     let single = tmp.path().join("single.webp");
-    let o = tinct(&[
-        "colorize",
-        inputs.join("wide.png").to_str().unwrap(),
-        "-o",
-        single.to_str().unwrap(),
-        "--model",
-        run.join("generator.safetensors").to_str().unwrap(),
-    ]);
+    let o = colorize(&inputs.join("wide.png"), &single, &run.join("generator.safetensors"));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         image::ImageFormat::from_path(&single).unwrap(),
@@ -150,14 +148,7 @@ fn sixteen_bit_input_gives_sixteen_bit_output() {
     let input = tmp.path().join("deep.png");
     DynamicImage::ImageRgb16(img).save(&input).unwrap();
     let out = tmp.path().join("o");
-    let o = tinct(&[
-        "colorize",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--model",
-        run.to_str().unwrap(),
-    ]);
+    let o = colorize(&input, &out, &run);
     assert!(o.status.success(), "{}", stderr(&o));
     let result = image::open(out.join("deep.png")).unwrap();
     assert!(
