@@ -345,19 +345,24 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("--ema-decay {d}: must be at least 0 and below 1");
     }
-    let config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))
+    // Settings a resumed run may change are left at TrainConfig's defaults here unless given.
+    let schedule = crate::train::Schedule {
+        epochs: a.epochs,
+        pretrain_epochs: a.pretrain_epochs,
+        freeze_encoder_epochs: a.freeze_encoder_epochs,
+        lr: a.lr,
+        lambda_l1: a.lambda_l1,
+        ema_decay: a.ema_decay,
+        size: a.size,
+    };
+    let mut config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))
         .with_batch_size(a.batch_size)
-        .with_epochs(a.epochs.unwrap_or(100))
-        .with_pretrain_epochs(a.pretrain_epochs.unwrap_or(0))
-        .with_lr(a.lr.unwrap_or(2e-4))
-        .with_lambda_l1(a.lambda_l1.unwrap_or(100.0))
-        .with_ema_decay(a.ema_decay.unwrap_or(0.0))
         .with_seed(a.seed)
         .with_augment(!a.no_flip)
         .with_val_limit(a.val_limit)
         .with_checkpoint_minutes(a.checkpoint_minutes)
-        .with_freeze_encoder_epochs(a.freeze_encoder_epochs.unwrap_or(0))
         .with_keep_generators(a.keep_generators);
+    schedule.apply(&mut config);
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(
         stop.clone(),
@@ -382,15 +387,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         force: a.force,
         quiet: a.quiet,
         stop,
-        schedule: crate::train::Schedule {
-            epochs: a.epochs,
-            pretrain_epochs: a.pretrain_epochs,
-            freeze_encoder_epochs: a.freeze_encoder_epochs,
-            lr: a.lr,
-            lambda_l1: a.lambda_l1,
-            ema_decay: a.ema_decay,
-            size: a.size,
-        },
+        schedule,
     };
     crate::train::train(config, &paths, &opts, &device)?;
     Ok(ExitCode::SUCCESS)

@@ -462,14 +462,7 @@ fn export_halves_a_model_and_init_from_fine_tunes_it() {
         .enumerate()
         .map(|(i, m)| {
             let out = tmp.path().join(format!("out{i}.png"));
-            let o = tinct(&[
-                "colorize",
-                input.to_str().unwrap(),
-                "--model",
-                m.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ]);
+            let o = colorize(&input, &out, m);
             assert!(o.status.success(), "{}", stderr(&o));
             image::open(&out).unwrap().to_rgb8()
         })

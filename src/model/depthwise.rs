@@ -4,13 +4,16 @@
 //! convolution per group (`conv2d_weight_grad_groups` in burn-backend), each of which treats
 //! the whole output gradient as a kernel: for a depthwise layer that is C small convolutions
 //! with an H x W kernel plus C slice-assigns of the whole gradient. burn-flex has a fast
-//! depthwise forward but no backward of its own, so training through depthwise layers spends
-//! most of its time there (measured in docs/BENCHMARKS.md, "Depthwise convolution").
+//! depthwise forward but, in 0.22.1, no backward of its own, so each gradient cost about five
+//! times the forward pass (measured in docs/BENCHMARKS.md, "Depthwise convolution").
 //!
 //! `y[n, c, i, j] = sum_{u, v} w[c, u, v] * x_pad[n, c, s*i + u, s*j + v]` is the same layer
 //! written with k*k strided slices, multiplies and adds. Its backward is again slices, multiplies
 //! and one reduction per tap, which every backend's autodiff handles in time linear in the
-//! tensor sizes. It is used while training; inference keeps the native kernel.
+//! tensor sizes. It was the candidate fix at the model level; the fix made instead is in the
+//! backend (`vendor/burn-flex`), which is faster (docs/BENCHMARKS.md). This formulation stays as
+//! the independent reference the backend's gradients are tested against, and in
+//! `examples/depthwise.rs` for the comparison.
 
 use burn::prelude::*;
 use burn::tensor::Slice;

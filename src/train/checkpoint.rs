@@ -162,13 +162,12 @@ impl Checkpoint {
     pub fn load_into(&self, t: &mut Trainer, state: &mut TrainState) -> Result<()> {
         t.g = load_module(t.g.clone(), &self.dir.join("generator.safetensors"))?;
         t.d = load_module(t.d.clone(), &self.dir.join("discriminator.safetensors"))?;
-        // A run that turns the average on when resumed starts it from the current weights.
+        // The saved average, or (a run that turns the average on when resumed) the current weights.
         t.reset_ema();
         let ema_path = self.dir.join(EMA_FILE);
-        if let (Some(ema), true) = (t.g_ema.take(), ema_path.exists()) {
+        if let Some(ema) = t.g_ema.take_if(|_| ema_path.exists()) {
             t.g_ema = Some(load_module(ema, &ema_path)?);
         }
-        t.reset_ema_if_missing();
         t.opt_g = t
             .opt_g
             .clone()

@@ -137,8 +137,9 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Applies the given changes to a saved run's config; returns whether anything changed.
-    fn apply(&self, c: &mut TrainConfig) -> bool {
+    /// Applies the given settings to a config (a saved run's, or a new run's defaults); returns
+    /// whether anything changed.
+    pub fn apply(&self, c: &mut TrainConfig) -> bool {
         let before = format!("{c:?}");
         c.epochs = self.epochs.unwrap_or(c.epochs);
         c.pretrain_epochs = self.pretrain_epochs.unwrap_or(c.pretrain_epochs);
@@ -227,12 +228,6 @@ impl Trainer {
     pub fn reset_ema(&mut self) {
         if self.config.ema_decay > 0.0 {
             self.g_ema = Some(self.g.valid());
-        }
-    }
-
-    fn reset_ema_if_missing(&mut self) {
-        if self.g_ema.is_none() {
-            self.reset_ema();
         }
     }
 
@@ -351,7 +346,7 @@ pub fn train(
     let out = &paths.out;
     let resuming = opts.resume && Checkpoint::latest(out)?.is_some();
     let (config, paths) = if resuming {
-        // The saved run defines the hyper-parameters; only the epoch count may change.
+        // The saved run defines the hyper-parameters; only the schedule's may change.
         let (mut saved, saved_paths) = checkpoint::read_run_config(out)?;
         if opts.schedule.apply(&mut saved) {
             validate_config(&saved)?;
