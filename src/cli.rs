@@ -53,8 +53,10 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// The model: a shipped name, a .safetensors file or a run directory.
-    pub model: String,
+    /// The model: a shipped name, a .safetensors file or a run directory. Several models of one
+    /// network (e.g. consecutive epochs of a run) are averaged weight by weight.
+    #[arg(required = true, num_args = 1..)]
+    pub model: Vec<String>,
     /// Where to write it (`<stem>.json` with its config is written beside it).
     #[arg(long, short)]
     pub output: PathBuf,
@@ -160,12 +162,8 @@ pub struct ColorizeArgs {
     /// Shipped model name (photo, anime, drawn), run directory or .safetensors file.
     #[arg(long, default_value = crate::zoo::DEFAULT_MODEL)]
     pub model: String,
-    /// Working size of the network (default: the model's training size).
-    #[arg(long)]
-    pub size: Option<usize>,
-    /// How the image is fitted to the network's square input.
-    #[arg(long, value_enum, default_value_t = Fit::Stretch)]
-    pub fit: Fit,
+    #[command(flatten)]
+    pub gan: GanArgs,
     /// Output format (extension) instead of the input's: png, jpg, webp, tif, bmp.
     #[arg(long)]
     pub format: Option<String>,
@@ -179,6 +177,24 @@ pub struct ColorizeArgs {
     pub method: MethodKind,
     #[command(flatten)]
     pub classic: ClassicArgs,
+}
+
+/// How a generator is run.
+#[derive(Args, Debug, Clone)]
+pub struct GanArgs {
+    /// Working size of the network (default: the model's own).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// How the image is fitted to the network's square input.
+    #[arg(long, value_enum, default_value_t = Fit::Stretch)]
+    pub fit: Fit,
+    /// Colour strength: the predicted chroma is multiplied by this (1 = as predicted, 0 = gray).
+    #[arg(long, default_value_t = 1.0)]
+    pub saturation: f32,
+    /// Also colour the mirrored image and average both predictions: steadier colour at twice
+    /// the network time.
+    #[arg(long)]
+    pub flip_average: bool,
 }
 
 /// Inputs of the classic methods.
@@ -235,9 +251,8 @@ pub struct VideoArgs {
     /// Shipped model name, run directory or .safetensors file.
     #[arg(long, default_value = crate::zoo::DEFAULT_MODEL)]
     pub model: String,
-    /// Working size of the network.
-    #[arg(long)]
-    pub size: Option<usize>,
+    #[command(flatten)]
+    pub gan: GanArgs,
     /// Frames per network batch.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
@@ -287,11 +302,8 @@ pub struct EvalArgs {
     /// Best and worst images shown per method in the HTML report.
     #[arg(long, default_value_t = 3)]
     pub grid_rows: usize,
-    /// Working size of the models (default: each model's training size).
-    #[arg(long)]
-    pub size: Option<usize>,
-    #[arg(long, value_enum, default_value_t = Fit::Stretch)]
-    pub fit: Fit,
+    #[command(flatten)]
+    pub gan: GanArgs,
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[arg(long, short)]
@@ -316,12 +328,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(a) => {
-            let src = crate::zoo::resolve_file(&a.model)?;
-            let cfg = crate::model::store::export_generator(&src, &a.output, a.size, a.half)?;
+            let srcs = a.model.iter().map(|m| crate::zoo::resolve_file(m)).collect::<Result<Vec<_>>>()?;
+            let cfg = crate::model::store::export_generator(&srcs, &a.output, a.size, a.half)?;
             println!(
-                "{}: {} model, working size {} px, {} weights",
+                "{}: {} model{}, working size {} px, {} weights",
                 a.output.display(),
                 cfg.arch,
+                if srcs.len() > 1 { format!(" (average of {})", srcs.len()) } else { String::new() },
                 cfg.size,
                 if a.half { "f16" } else { "f32" }
             );
@@ -413,7 +426,7 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
         bail!("no input images");
     }
     let method = match a.method {
-        MethodKind::Gan => Method::Gan(Box::new(load_colorizer(&a.model, &device, a.size, a.fit)?)),
+        MethodKind::Gan => Method::Gan(Box::new(load_colorizer(&a.model, &device, &a.gan)?)),
         kind => Method::classic(kind, &a.classic.options())?,
     };
     let single_file_out =
@@ -465,9 +478,12 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_colorizer(spec: &str, device: &burn::prelude::Device, size: Option<usize>, fit: Fit) -> Result<Colorizer> {
-    let mut c = Colorizer::load(&crate::zoo::resolve(spec)?, device)?.with_fit(fit);
-    if let Some(s) = size {
+fn load_colorizer(spec: &str, device: &burn::prelude::Device, o: &GanArgs) -> Result<Colorizer> {
+    let mut c = Colorizer::load(&crate::zoo::resolve(spec)?, device)?
+        .with_fit(o.fit)
+        .with_flip_average(o.flip_average)
+        .with_saturation(o.saturation)?;
+    if let Some(s) = o.size {
         c = c.with_size(s)?;
     }
     Ok(c)
@@ -486,7 +502,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         let mut methods = Vec::new();
         let models = if a.model.is_empty() && a.method.is_empty() { vec![crate::zoo::DEFAULT_MODEL.to_string()] } else { a.model.clone() };
         for m in &models {
-            methods.push(Method::Gan(Box::new(load_colorizer(m, &device, a.size, a.fit)?)));
+            methods.push(Method::Gan(Box::new(load_colorizer(m, &device, &a.gan)?)));
         }
         for &k in &a.method {
             match k {
@@ -513,7 +529,7 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
         (Some(f), None) => VideoInput::File(f.clone()),
         (None, None) => bail!("give an input video or --from-frames DIR"),
     };
-    let mut colorizer = load_colorizer(&a.model, &device, a.size, Fit::Stretch)?;
+    let mut colorizer = load_colorizer(&a.model, &device, &a.gan)?;
     let opts = VideoOptions {
         stabilize: !a.no_stabilize,
         batch_size: a.batch_size,

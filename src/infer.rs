@@ -47,6 +47,10 @@ pub struct Colorizer {
     /// Working size (square side, pixels).
     pub size: usize,
     pub fit: Fit,
+    /// Chroma gain applied to the prediction (1 = as predicted).
+    pub saturation: f32,
+    /// Average the prediction with that of the mirrored image (test-time augmentation).
+    pub flip_average: bool,
     /// Where the weights came from.
     pub source: PathBuf,
 }
@@ -83,6 +87,8 @@ impl Colorizer {
             device: device.clone(),
             size,
             fit: Fit::Stretch,
+            saturation: 1.0,
+            flip_average: false,
             source,
         }
     }
@@ -99,6 +105,23 @@ impl Colorizer {
 
     pub fn with_fit(mut self, fit: Fit) -> Colorizer {
         self.fit = fit;
+        self
+    }
+
+    /// Multiplies the predicted a and b by `gain` (more or less vivid colour; lightness is kept).
+    pub fn with_saturation(mut self, gain: f32) -> Result<Colorizer> {
+        if !gain.is_finite() || gain < 0.0 {
+            bail!("saturation {gain}: must be a number >= 0");
+        }
+        self.saturation = gain;
+        Ok(self)
+    }
+
+    /// Colourises the mirrored image too and averages the two predictions (twice the network
+    /// time; the network is not mirror-symmetric, and its two answers disagree where it is
+    /// unsure).
+    pub fn with_flip_average(mut self, on: bool) -> Colorizer {
+        self.flip_average = on;
         self
     }
 
@@ -126,9 +149,13 @@ impl Colorizer {
             TensorData::new(batch, [inputs.len(), 1, s, s]),
             &self.device,
         );
-        let ab = self
-            .g
-            .forward(x)
+        let ab = if self.flip_average {
+            let mirrored = self.g.forward(x.clone().flip([3])).flip([3]);
+            (self.g.forward(x) + mirrored) / 2.0
+        } else {
+            self.g.forward(x)
+        };
+        let ab = ab
             .into_data()
             .try_to_vec::<f32>()
             .unwrap_or_default();
@@ -179,7 +206,7 @@ impl Colorizer {
             let crop = image::imageops::crop_imm(&full, x0, y0, w, h).to_image().into_raw();
             resize_plane(&crop, (w, h), (img.width, img.height), -1.0, 1.0, FilterType::Triangle)
                 .into_iter()
-                .map(scale::ab_from_net)
+                .map(|v| scale::ab_from_net(v) * self.saturation)
                 .collect()
         };
         let (a, b) = rayon::join(|| up(&ab[..n]), || up(&ab[n..2 * n]));
@@ -401,5 +428,56 @@ mod tests {
         assert!((mean(&out.a) - net_a).abs() < 0.5, "{} vs {net_a}", mean(&out.a));
         assert!((mean(&out.b) - net_b).abs() < 0.5, "{} vs {net_b}", mean(&out.b));
         assert!(net_a.abs() + net_b.abs() > 0.5, "untrained network predicts near-zero ab; test is vacuous");
+    }
+
+    /// A generator whose output is far from gray, and an asymmetric test image.
+    fn shifted_colorizer() -> (Colorizer, LabImage) {
+        let device = Device::flex();
+        let cfg = GeneratorConfig::unet_for_size(32, 4);
+        struct Shift;
+        impl burn::module::ModuleMapper for Shift {
+            fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+                if D == 1 { p.map(|t| t.add_scalar(0.3)) } else { p }
+            }
+        }
+        let g = cfg.init(&device).map(&mut Shift).valid();
+        let c = Colorizer::new(g, cfg, &device, PathBuf::from("test"));
+        let img = image::RgbImage::from_fn(48, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x * y) % 256) as u8]));
+        (c, LabImage::from_rgb8(&img))
+    }
+
+    /// `--saturation k` multiplies the predicted chroma by k and keeps L.
+    #[test]
+    fn saturation_scales_the_predicted_chroma() {
+        let (c, lab) = shifted_colorizer();
+        let base = c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
+        let c = c.with_saturation(1.5).unwrap();
+        let vivid = c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
+        assert_eq!(vivid.l, lab.l);
+        for (v, b) in vivid.a.iter().chain(&vivid.b).zip(base.a.iter().chain(&base.b)) {
+            assert!((v - 1.5 * b).abs() < 1e-3, "{v} vs 1.5 * {b}");
+        }
+        let gray = c.with_saturation(0.0).unwrap().colorize_planes(std::slice::from_ref(&lab)).remove(0);
+        assert!(gray.a.iter().chain(&gray.b).all(|v| *v == 0.0));
+        let (c, _) = shifted_colorizer();
+        assert!(c.with_saturation(-1.0).is_err());
+    }
+
+    /// With flip averaging the colouriser is mirror-symmetric: colouring the mirrored image
+    /// gives the mirror of the colouring, which the network alone does not.
+    #[test]
+    fn flip_averaging_makes_colourisation_mirror_symmetric() {
+        let mirror = |p: &[f32], w: usize| -> Vec<f32> { p.chunks(w).flat_map(|r| r.iter().rev().copied()).collect() };
+        let (c, lab) = shifted_colorizer();
+        let w = lab.width as usize;
+        let flipped = LabImage { l: mirror(&lab.l, w), a: mirror(&lab.a, w), b: mirror(&lab.b, w), ..lab.clone() };
+        let asym = |c: &Colorizer| {
+            let out = c.colorize_planes(&[lab.clone(), flipped.clone()]);
+            mirror(&out[1].a, w).iter().zip(&out[0].a).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+        };
+        let plain = asym(&c);
+        let averaged = asym(&c.with_flip_average(true));
+        assert!(plain > 0.05, "the bare network is already symmetric ({plain}); test is vacuous");
+        assert!(averaged < 1e-3, "flip-averaged output differs from its mirror by {averaged}");
     }
 }

@@ -100,6 +100,66 @@ pub fn run_generator_path(run_dir: &Path) -> PathBuf {
     run_dir.join("generator.safetensors")
 }
 
+/// Averages the floating-point tensors of several safetensors files value by value (in f32),
+/// keeping the first file's metadata and its non-float tensors. Every file must hold the same
+/// tensor names and shapes.
+fn average_floats(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<u8>> {
+    use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+    let widened = files
+        .iter()
+        .map(|(p, b)| {
+            let b = convert_floats(b, Dtype::F32, None)
+                .map_err(|e| anyhow!("{}: not a safetensors file ({e})", p.display()))?
+                .unwrap_or_else(|| b.clone());
+            Ok((p, b))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let parsed = widened
+        .iter()
+        .map(|(p, b)| {
+            SafeTensors::deserialize(b).map_err(|e| anyhow!("{}: not a safetensors file ({e})", p.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (first_path, first) = (&files[0].0, &parsed[0]);
+    let n = files.len() as f32;
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut names = first.names();
+    names.sort();
+    for name in names {
+        let t = first.tensor(name)?;
+        let data = if t.dtype() == Dtype::F32 {
+            let mut sum: Vec<f32> = vec![0.0; t.data().len() / 4];
+            for (k, st) in parsed.iter().enumerate() {
+                let u = st.tensor(name).map_err(|_| {
+                    anyhow!("{}: has no tensor {name} (in {})", files[k].0.display(), first_path.display())
+                })?;
+                if u.shape() != t.shape() || u.dtype() != Dtype::F32 {
+                    bail!(
+                        "{}: tensor {name} has shape {:?}, {} has {:?}",
+                        files[k].0.display(),
+                        u.shape(),
+                        first_path.display(),
+                        t.shape()
+                    );
+                }
+                for (s, c) in sum.iter_mut().zip(u.data().chunks_exact(4)) {
+                    *s += f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            sum.iter().flat_map(|s| (s / n).to_le_bytes()).collect()
+        } else {
+            t.data().to_vec()
+        };
+        owned.push((name.to_string(), t.dtype(), t.shape().to_vec(), data));
+    }
+    let views = owned
+        .iter()
+        .map(|(n, d, s, b)| Ok((n.clone(), TensorView::new(*d, s.clone(), b)?)))
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let (_, meta) = SafeTensors::read_metadata(&widened[0].1)?;
+    Ok(safetensors::serialize(views, meta.metadata())?)
+}
+
 /// Rewrites a safetensors file's floating-point tensors as `to` (F16 or F32), keeping names,
 /// shapes and metadata (with `metadata` replacing it when given). Returns `None` when nothing
 /// would change.
@@ -145,9 +205,30 @@ fn convert_floats(
 
 /// Packages a trained generator for shipping: `half` stores its weights as f16 (half the size;
 /// they are widened to f32 on load), and `size` changes the working size it colourises at.
-pub fn export_generator(src: &Path, dst: &Path, size: Option<usize>, half: bool) -> Result<GeneratorConfig> {
-    let bytes = std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
+/// With several sources (checkpoints of one architecture, e.g. consecutive epochs of a run),
+/// their weights are averaged value by value (checkpoint averaging, as in stochastic weight
+/// averaging); the first source's config is kept.
+pub fn export_generator(srcs: &[PathBuf], dst: &Path, size: Option<usize>, half: bool) -> Result<GeneratorConfig> {
+    let Some(src) = srcs.first() else { bail!("no model to export") };
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()));
+    let mut bytes = read(src)?;
     let mut config = generator_config_of(&bytes, src)?;
+    if srcs.len() > 1 {
+        let mut all = vec![(src.clone(), bytes)];
+        for p in &srcs[1..] {
+            let b = read(p)?;
+            let c = generator_config_of(&b, p)?.with_size(config.size);
+            if serde_json::to_value(&c)? != serde_json::to_value(&config)? {
+                bail!(
+                    "{}: a different network from {}; only checkpoints of one network can be averaged",
+                    p.display(),
+                    src.display()
+                );
+            }
+            all.push((p.clone(), b));
+        }
+        bytes = average_floats(&all)?;
+    }
     if let Some(s) = size {
         config.size = s;
     }
@@ -167,4 +248,63 @@ pub fn export_generator(src: &Path, dst: &Path, size: Option<usize>, half: bool)
     crate::imageio::write_bytes_atomic(dst, &out)?;
     crate::imageio::write_bytes_atomic(&dst.with_extension("json"), json.as_bytes())?;
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn floats(bytes: &[u8]) -> Vec<(String, Vec<f32>)> {
+        let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+        let mut out: Vec<(String, Vec<f32>)> = st
+            .tensors()
+            .into_iter()
+            .filter(|(_, t)| t.dtype() == safetensors::Dtype::F32)
+            .map(|(n, t)| {
+                let v = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                (n, v)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Exporting several checkpoints averages every weight; the result loads as a generator;
+    /// a checkpoint of another network is refused.
+    #[test]
+    fn export_averages_checkpoints_of_one_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Device::flex();
+        let cfg = GeneratorConfig::unet_for_size(32, 4);
+        let paths: Vec<PathBuf> = (0..3)
+            .map(|k| {
+                let p = dir.path().join(format!("g{k}.safetensors"));
+                save_generator(&cfg.init(&device), &cfg, &p).unwrap();
+                p
+            })
+            .collect();
+        let avg = dir.path().join("avg.safetensors");
+        export_generator(&paths, &avg, None, false).unwrap();
+        let inputs: Vec<_> = paths.iter().map(|p| floats(&std::fs::read(p).unwrap())).collect();
+        let out = floats(&std::fs::read(&avg).unwrap());
+        assert_eq!(out.len(), inputs[0].len());
+        let mut differing = 0;
+        for (k, (name, v)) in out.iter().enumerate() {
+            assert_eq!(name, &inputs[0][k].0);
+            for (i, got) in v.iter().enumerate() {
+                let xs: Vec<f32> = inputs.iter().map(|t| t[k].1[i]).collect();
+                let want = xs.iter().sum::<f32>() / 3.0;
+                assert!((got - want).abs() <= 1e-6 * (1.0 + want.abs()), "{name}[{i}]: {got} vs {want}");
+                differing += usize::from(xs[0] != xs[1]);
+            }
+        }
+        assert!(differing > 1000, "the three initialisations should differ");
+        load_generator(&avg, &device).unwrap();
+
+        let other = GeneratorConfig::unet_for_size(32, 8);
+        let odd = dir.path().join("odd.safetensors");
+        save_generator(&other.init(&device), &other, &odd).unwrap();
+        let err = export_generator(&[paths[0].clone(), odd], &avg, None, false).unwrap_err().to_string();
+        assert!(err.contains("odd.safetensors") && err.contains("different network"), "{err}");
+    }
 }

@@ -74,6 +74,8 @@ pub struct Options {
     /// Working size of the network (GAN only).
     pub size: Option<usize>,
     pub fit: Option<Fit>,
+    /// Chroma gain of the GAN's prediction (GAN only; 1 when absent).
+    pub saturation: Option<f32>,
     pub hints: Option<HintSet>,
     /// Palette preset name, or a palette as JSON (`{"stops": [[0, "#000"], ...]}`).
     pub palette: Option<String>,
@@ -93,6 +95,18 @@ fn parse_enum<T: ValueEnum>(key: &str, value: &str) -> Result<T, ApiError> {
             valid.join(", ")
         ))
     })
+}
+
+/// A colour gain in 0..=4 (palette strength, saturation).
+fn parse_gain(key: &str, value: &str) -> Result<f32, ApiError> {
+    let v: f32 = value
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid {key} '{value}'")))?;
+    if !(v.is_finite() && (0.0..=4.0).contains(&v)) {
+        return Err(ApiError::bad_request(format!("invalid {key} {v}: use 0..=4")));
+    }
+    Ok(v)
 }
 
 impl Options {
@@ -139,20 +153,11 @@ impl Options {
                 self.hints = Some(set);
             }
             "palette" => self.palette = Some(value.to_string()),
-            "palette_strength" => {
-                let v: f32 = value.trim().parse().map_err(|_| {
-                    ApiError::bad_request(format!("invalid palette_strength '{value}'"))
-                })?;
-                if !(v.is_finite() && (0.0..=4.0).contains(&v)) {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid palette_strength {v}: use 0..=4"
-                    )));
-                }
-                self.palette_strength = Some(v);
-            }
+            "palette_strength" => self.palette_strength = Some(parse_gain(key, value)?),
+            "saturation" => self.saturation = Some(parse_gain(key, value)?),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown option '{other}' (known: model, method, size, fit, hints, palette, palette_strength, format)"
+                    "unknown option '{other}' (known: model, method, size, fit, saturation, hints, palette, palette_strength, format)"
                 )));
             }
         }
@@ -366,7 +371,9 @@ fn process(
             let colorizer = model
                 .colorizer(app.registry.device(), o.size)
                 .map_err(|e| ApiError::bad_request(format!("{e:#}")))?
-                .with_fit(o.fit.unwrap_or_default());
+                .with_fit(o.fit.unwrap_or_default())
+                .with_saturation(o.saturation.unwrap_or(1.0))
+                .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
             let out = colorizer.colorize_image(&img);
             (
                 out,

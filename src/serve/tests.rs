@@ -145,6 +145,7 @@ async fn a_valid_image_comes_back_coloured_at_its_size() {
             ImageFormat::Jpeg,
         ),
         ("format=webp&model=tiny", "image/webp", ImageFormat::WebP),
+        ("saturation=1.5", "image/png", ImageFormat::Png),
     ] {
         let (status, headers, body) =
             send(&app, post_raw(&format!("/api/colorize?{q}"), input.clone())).await;
@@ -162,6 +163,11 @@ async fn a_valid_image_comes_back_coloured_at_its_size() {
             (45, 30)
         );
     }
+
+    // Saturation 0 takes the GAN's colour away.
+    let (status, _, body) = send(&app, post_raw("/api/colorize?saturation=0", input.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert!(mean_chroma(&image::load_from_memory(&body).unwrap()) < 1.0);
 
     // Multipart, palette: clearly coloured; the lightness is the input's.
     let (status, headers, body) = send(
@@ -263,6 +269,12 @@ async fn bad_uploads_get_json_errors() {
             post_raw("/api/colorize?colour=red", png.clone()),
             StatusCode::BAD_REQUEST,
             "unknown option",
+        ),
+        (
+            "bad saturation",
+            post_raw("/api/colorize?saturation=9", png.clone()),
+            StatusCode::BAD_REQUEST,
+            "invalid saturation 9",
         ),
         (
             "bad method",

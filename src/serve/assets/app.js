@@ -44,6 +44,7 @@ async function loadModels() {
 function updateRows() {
   const m = $('method').value;
   $('model-row').hidden = m !== 'gan';
+  $('saturation-row').hidden = m !== 'gan';
   $('palette-row').hidden = m !== 'palette';
   $('reference-row').hidden = m !== 'reference';
   $('run').disabled = !state.file || state.busy;
@@ -106,6 +107,7 @@ async function colourise() {
   form.append('image', state.file);
   form.append('method', method);
   if (method === 'gan' && $('model').value) form.append('model', $('model').value);
+  if (method === 'gan') form.append('saturation', String($('saturation').value / 100));
   if (method === 'palette') form.append('palette', $('palette').value);
   if (method === 'hints') {
     if (!state.hints.length) {
@@ -176,6 +178,9 @@ function init() {
   $('before').addEventListener('load', drawHints);
   $('undo-hint').addEventListener('click', () => { state.hints.pop(); drawHints(); });
   $('clear-hints').addEventListener('click', () => { state.hints = []; drawHints(); });
+  $('saturation').addEventListener('input', (e) => {
+    $('saturation-value').textContent = e.target.value + '%';
+  });
   $('split').addEventListener('input', (e) => {
     $('result').style.clipPath = 'inset(0 0 0 ' + e.target.value + '%)';
   });
