@@ -400,16 +400,7 @@ mod tests {
     #[test]
     fn full_resolution_output_carries_the_network_prediction() {
         let device = Device::flex();
-        let cfg = GeneratorConfig::unet_for_size(32, 4);
-        // Shift every bias and batch-norm offset so the untrained network's output is far from gray.
-        struct Shift;
-        impl burn::module::ModuleMapper for Shift {
-            fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
-                if D == 1 { p.map(|t| t.add_scalar(0.3)) } else { p }
-            }
-        }
-        let g = cfg.init(&device).map(&mut Shift).valid();
-        let c = Colorizer::new(g, cfg, &device, PathBuf::from("test"));
+        let c = shifted_colorizer();
         let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 128]));
         let lab = LabImage::from_rgb8(&img);
         let out = c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
@@ -430,8 +421,9 @@ mod tests {
         assert!(net_a.abs() + net_b.abs() > 0.5, "untrained network predicts near-zero ab; test is vacuous");
     }
 
-    /// A generator whose output is far from gray, and an asymmetric test image.
-    fn shifted_colorizer() -> (Colorizer, LabImage) {
+    /// An untrained 32 px U-Net with every bias and batch-norm offset shifted, so that its
+    /// output is far from gray.
+    fn shifted_colorizer() -> Colorizer {
         let device = Device::flex();
         let cfg = GeneratorConfig::unet_for_size(32, 4);
         struct Shift;
@@ -441,15 +433,19 @@ mod tests {
             }
         }
         let g = cfg.init(&device).map(&mut Shift).valid();
-        let c = Colorizer::new(g, cfg, &device, PathBuf::from("test"));
+        Colorizer::new(g, cfg, &device, PathBuf::from("test"))
+    }
+
+    /// A test image with no mirror symmetry.
+    fn asymmetric_lab() -> LabImage {
         let img = image::RgbImage::from_fn(48, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x * y) % 256) as u8]));
-        (c, LabImage::from_rgb8(&img))
+        LabImage::from_rgb8(&img)
     }
 
     /// `--saturation k` multiplies the predicted chroma by k and keeps L.
     #[test]
     fn saturation_scales_the_predicted_chroma() {
-        let (c, lab) = shifted_colorizer();
+        let (c, lab) = (shifted_colorizer(), asymmetric_lab());
         let base = c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
         let c = c.with_saturation(1.5).unwrap();
         let vivid = c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
@@ -459,8 +455,7 @@ mod tests {
         }
         let gray = c.with_saturation(0.0).unwrap().colorize_planes(std::slice::from_ref(&lab)).remove(0);
         assert!(gray.a.iter().chain(&gray.b).all(|v| *v == 0.0));
-        let (c, _) = shifted_colorizer();
-        assert!(c.with_saturation(-1.0).is_err());
+        assert!(shifted_colorizer().with_saturation(-1.0).is_err());
     }
 
     /// With flip averaging the colouriser is mirror-symmetric: colouring the mirrored image
@@ -468,7 +463,7 @@ mod tests {
     #[test]
     fn flip_averaging_makes_colourisation_mirror_symmetric() {
         let mirror = |p: &[f32], w: usize| -> Vec<f32> { p.chunks(w).flat_map(|r| r.iter().rev().copied()).collect() };
-        let (c, lab) = shifted_colorizer();
+        let (c, lab) = (shifted_colorizer(), asymmetric_lab());
         let w = lab.width as usize;
         let flipped = LabImage { l: mirror(&lab.l, w), a: mirror(&lab.a, w), b: mirror(&lab.b, w), ..lab.clone() };
         let asym = |c: &Colorizer| {

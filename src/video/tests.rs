@@ -52,6 +52,21 @@ fn no_cancel() -> AtomicBool {
     AtomicBool::new(false)
 }
 
+/// The default test clip with `n` frames.
+fn frames(n: u64) -> ClipSpec {
+    ClipSpec { frames: n, ..ClipSpec::default() }
+}
+
+/// Colours a video file into another, not cancelled.
+fn run_files(
+    input: PathBuf,
+    output: PathBuf,
+    colorizer: &mut dyn FrameColorizer,
+    opts: &VideoOptions,
+) -> Result<RunSummary, VideoError> {
+    run(&VideoInput::File(input), &VideoOutput::File(output), colorizer, opts, &no_cancel())
+}
+
 fn make_clip(tools: &FfmpegTools, dir: &Path, name: &str, spec: ClipSpec) -> PathBuf {
     let path = dir.join(name);
     synthetic_clip(tools, &path, &spec).expect("ffmpeg writes the test clip");
@@ -125,6 +140,14 @@ fn names(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// |L(x) - L(y)| over every pixel of paired frames.
+fn l_differences(a: &[RgbImage], b: &[RgbImage]) -> Vec<f32> {
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| l_plane(x).into_iter().zip(l_plane(y)).map(|(p, q)| (p - q).abs()).collect::<Vec<_>>())
+        .collect()
 }
 
 fn mean_and_p99(mut v: Vec<f32>) -> (f32, f32) {
@@ -388,13 +411,7 @@ fn missing_ffmpeg_is_a_clear_error() {
         ..quiet()
     };
     let out = dir.path().join("out.mp4");
-    let err = run(
-        &VideoInput::File(input),
-        &VideoOutput::File(out),
-        &mut SyntheticColorizer::new(0.0, 1),
-        &opts,
-        &no_cancel(),
-    )
+    let err = run_files(input, out, &mut SyntheticColorizer::new(0.0, 1), &opts)
     .expect_err("no ffmpeg");
     assert!(matches!(err, VideoError::FfmpegMissing { .. }), "{err}");
     assert!(err.to_string().contains("apt-get install ffmpeg"), "{err}");
@@ -494,13 +511,7 @@ fn video_keeps_size_rate_frames_audio_and_luma() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = make_clip(&tools, dir.path(), "in.mp4", ClipSpec::default());
     let output = dir.path().join("out.mp4");
-    let summary = run(
-        &VideoInput::File(input.clone()),
-        &VideoOutput::File(output.clone()),
-        &mut SyntheticColorizer::new(4.0, 1),
-        &quiet(),
-        &no_cancel(),
-    )
+    let summary = run_files(input.clone(), output.clone(), &mut SyntheticColorizer::new(4.0, 1), &quiet())
     .expect("run");
     assert_eq!(summary.frames, 10);
     assert_eq!(summary.audio, AudioMode::Copied);
@@ -521,17 +532,7 @@ fn video_keeps_size_rate_frames_audio_and_luma() {
         decode_frames(&output, &tools),
     );
     assert_eq!(a.len(), b.len());
-    let diffs: Vec<f32> = a
-        .iter()
-        .zip(&b)
-        .flat_map(|(x, y)| {
-            l_plane(x)
-                .into_iter()
-                .zip(l_plane(y))
-                .map(|(p, q)| (p - q).abs())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let diffs = l_differences(&a, &b);
     let (mean, p99) = mean_and_p99(diffs);
     eprintln!("L difference after H.264 yuv420p: mean {mean:.3}, p99 {p99:.3}");
     assert!(mean < 1.5 && p99 < 8.0, "mean {mean}, p99 {p99}");
@@ -563,17 +564,7 @@ fn luma_is_exact_up_to_rgb_rounding_with_lossless_frames() {
     .expect("run");
     let (a, b) = (decode_frames(&input, &tools), read_png_dir(&out));
     assert_eq!(b.len(), 10);
-    let diffs: Vec<f32> = a
-        .iter()
-        .zip(&b)
-        .flat_map(|(x, y)| {
-            l_plane(x)
-                .into_iter()
-                .zip(l_plane(y))
-                .map(|(p, q)| (p - q).abs())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let diffs = l_differences(&a, &b);
     let (mean, p99) = mean_and_p99(diffs.clone());
     let max = diffs.iter().copied().fold(0.0, f32::max);
     eprintln!("L difference through Lab -> 8-bit RGB: mean {mean:.3}, p99 {p99:.3}, max {max:.3}");
@@ -675,13 +666,7 @@ fn scene_cut_resets_blending() {
     }
     assert_eq!(stab.scene_cuts(), 1);
     // And the pipeline reports it.
-    let summary = run(
-        &VideoInput::File(input),
-        &VideoOutput::File(dir.path().join("o.mkv")),
-        &mut SyntheticColorizer::new(2.0, 4),
-        &quiet(),
-        &no_cancel(),
-    )
+    let summary = run_files(input, dir.path().join("o.mkv"), &mut SyntheticColorizer::new(2.0, 4), &quiet())
     .expect("run");
     assert_eq!((summary.frames, summary.scene_cuts), (20, 1));
 }
@@ -750,13 +735,7 @@ fn bad_inputs_give_one_line_errors_and_no_output() {
     ];
     for (name, is_expected) in cases {
         let out = d.join(format!("out-{name}.mp4"));
-        let err = run(
-            &VideoInput::File(d.join(name)),
-            &VideoOutput::File(out.clone()),
-            &mut SyntheticColorizer::new(0.0, 0),
-            &quiet(),
-            &no_cancel(),
-        )
+        let err = run_files(d.join(name), out.clone(), &mut SyntheticColorizer::new(0.0, 0), &quiet())
         .expect_err(name);
         let msg = err.to_string();
         eprintln!("{name}: {msg}");
@@ -860,13 +839,7 @@ fn odd_frame_size_works() {
         },
     );
     let out = dir.path().join("out.mp4");
-    run(
-        &VideoInput::File(input.clone()),
-        &VideoOutput::File(out.clone()),
-        &mut SyntheticColorizer::new(4.0, 6),
-        &quiet(),
-        &no_cancel(),
-    )
+    run_files(input.clone(), out.clone(), &mut SyntheticColorizer::new(4.0, 6), &quiet())
     .expect("run");
     assert_eq!(
         ffprobe_counts(&out),
@@ -877,13 +850,7 @@ fn odd_frame_size_works() {
         odd_size: OddSizePolicy::PadToEven,
         ..quiet()
     };
-    run(
-        &VideoInput::File(input),
-        &VideoOutput::File(padded.clone()),
-        &mut SyntheticColorizer::new(4.0, 6),
-        &opts,
-        &no_cancel(),
-    )
+    run_files(input, padded.clone(), &mut SyntheticColorizer::new(4.0, 6), &opts)
     .expect("run");
     let (w, h, _, n, _) = ffprobe_counts(&padded);
     assert_eq!((w, h, n), (64, 48, 10));
@@ -893,23 +860,9 @@ fn odd_frame_size_works() {
 fn audio_is_reencoded_when_the_container_refuses_it() {
     let tools = require_ffmpeg!("audio_is_reencoded_when_the_container_refuses_it");
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = make_clip(
-        &tools,
-        dir.path(),
-        "in.mp4",
-        ClipSpec {
-            frames: 5,
-            ..ClipSpec::default()
-        },
-    );
+    let input = make_clip(&tools, dir.path(), "in.mp4", frames(5));
     let out = dir.path().join("out.webm");
-    let s = run(
-        &VideoInput::File(input),
-        &VideoOutput::File(out.clone()),
-        &mut SyntheticColorizer::new(0.0, 8),
-        &quiet(),
-        &no_cancel(),
-    )
+    let s = run_files(input, out.clone(), &mut SyntheticColorizer::new(0.0, 8), &quiet())
     .expect("run");
     assert_eq!(s.audio, AudioMode::Reencoded("libopus".into()));
     let (w, h, _, n, audio) = ffprobe_counts(&out);
@@ -928,15 +881,7 @@ fn cancellation_stops_cleanly_and_removes_the_partial_output() {
     }
     let tools = require_ffmpeg!("cancellation_stops_cleanly_and_removes_the_partial_output");
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = make_clip(
-        &tools,
-        dir.path(),
-        "in.mp4",
-        ClipSpec {
-            frames: 40,
-            ..ClipSpec::default()
-        },
-    );
+    let input = make_clip(&tools, dir.path(), "in.mp4", frames(40));
     let cancel = AtomicBool::new(false);
     let opts = VideoOptions {
         batch_size: 2,
@@ -959,25 +904,11 @@ fn cancellation_stops_cleanly_and_removes_the_partial_output() {
 fn existing_outputs_are_protected() {
     let tools = require_ffmpeg!("existing_outputs_are_protected");
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = make_clip(
-        &tools,
-        dir.path(),
-        "in.mp4",
-        ClipSpec {
-            frames: 3,
-            ..ClipSpec::default()
-        },
-    );
+    let input = make_clip(&tools, dir.path(), "in.mp4", frames(3));
     let out = dir.path().join("out.mkv");
     std::fs::write(&out, "precious").expect("write");
     let mut c = SyntheticColorizer::new(0.0, 1);
-    let err = run(
-        &VideoInput::File(input.clone()),
-        &VideoOutput::File(out.clone()),
-        &mut c,
-        &quiet(),
-        &no_cancel(),
-    )
+    let err = run_files(input.clone(), out.clone(), &mut c, &quiet())
     .expect_err("exists");
     assert!(matches!(err, VideoError::OutputExists { .. }), "{err}");
     let err = run(
@@ -992,13 +923,7 @@ fn existing_outputs_are_protected() {
     )
     .expect_err("same file");
     assert!(matches!(err, VideoError::SameFile { .. }), "{err}");
-    let err = run(
-        &VideoInput::File(input.clone()),
-        &VideoOutput::File(dir.path().join("noext")),
-        &mut c,
-        &quiet(),
-        &no_cancel(),
-    )
+    let err = run_files(input.clone(), dir.path().join("noext"), &mut c, &quiet())
     .expect_err("no ext");
     assert!(matches!(err, VideoError::UnsupportedOutput { .. }), "{err}");
     run(
@@ -1019,15 +944,7 @@ fn existing_outputs_are_protected() {
 fn evaluation_reports_lower_flicker_when_stabilised() {
     let tools = require_ffmpeg!("evaluation_reports_lower_flicker_when_stabilised");
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = make_clip(
-        &tools,
-        dir.path(),
-        "in.mp4",
-        ClipSpec {
-            frames: 12,
-            ..ClipSpec::default()
-        },
-    );
+    let input = make_clip(&tools, dir.path(), "in.mp4", frames(12));
     let opts = VideoOptions {
         max_frames: Some(10),
         ..quiet()
