@@ -68,7 +68,11 @@ impl Method {
     /// A short name for tables and file names.
     pub fn name(&self) -> String {
         match self {
-            Method::Gan(c) => format!("gan:{}", model_label(&c.source)),
+            Method::Gan(c) => {
+                let flip = if c.flip_average { "+flip" } else { "" };
+                let sat = if c.saturation != 1.0 { format!("+sat{}", c.saturation) } else { String::new() };
+                format!("gan:{}{flip}{sat}", model_label(&c.source))
+            }
             Method::Reference { .. } => "reference".into(),
             Method::Hints(_) => "hints".into(),
             Method::Palette { palette, .. } => format!("palette:{}", palette.name),

@@ -332,6 +332,19 @@ fn eval_scores_methods_and_writes_reports() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<table>") && html.contains("data:image/jpeg;base64,") && !html.contains("http"));
 
+    // Saturation 0 (here with flip averaging) takes the colour away: the GAN row scores as gray.
+    let o = tinct(&[
+        "eval", truth.to_str().unwrap(), "--model", run.to_str().unwrap(), "--saturation", "0", "--flip-average",
+        "-o", out.to_str().unwrap(), "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let (gray, gan) = (&report["summary"][0], &report["summary"][1]);
+    assert_eq!(gan["method"], "gan:run+flip+sat0");
+    for key in ["psnr", "ssim", "ciede2000", "colourfulness"] {
+        assert_eq!(gan[key], gray[key], "{key}");
+    }
+
     // Scoring a folder against itself: PSNR at the cap, SSIM 1, dE 0, AuC 1.
     let o = tinct(&["eval", "--pred", truth.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
