@@ -104,6 +104,10 @@ pub struct TrainArgs {
     /// 0.99) and validate and save the average [default: 0, off; with --resume, the run's own].
     #[arg(long)]
     pub ema_decay: Option<f32>,
+    /// Random-crop augmentation: train on random windows whose sides are this fraction (up to
+    /// 1) of each image's, e.g. 0.6 [default: 1, whole images; with --resume, the run's own].
+    #[arg(long)]
+    pub crop_min: Option<f32>,
     /// Generator filters at the outermost level (pix2pix ngf).
     #[arg(long, default_value_t = 64)]
     pub ngf: usize,
@@ -358,6 +362,11 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("--ema-decay {d}: must be at least 0 and below 1");
     }
+    if let Some(c) = a.crop_min
+        && !(0.1..=1.0).contains(&c)
+    {
+        anyhow::bail!("--crop-min {c}: must be between 0.1 and 1");
+    }
     // Settings a resumed run may change are left at TrainConfig's defaults here unless given.
     let schedule = crate::train::Schedule {
         epochs: a.epochs,
@@ -366,6 +375,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         lr: a.lr,
         lambda_l1: a.lambda_l1,
         ema_decay: a.ema_decay,
+        crop_min: a.crop_min,
         size: a.size,
     };
     let mut config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))

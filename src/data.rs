@@ -73,12 +73,33 @@ pub struct Sample {
     pub ab: Vec<f32>,
 }
 
-/// Decodes `path`, resizes it to `size`x`size` with bicubic filtering, optionally mirrors it,
-/// and converts it to scaled L*a*b*.
-pub fn load_sample(path: &Path, size: u32, flip: bool) -> Result<Sample> {
-    let img = imageio::open(path)?;
-    let mut rgb = image::imageops::resize(&img.to_rgb8(), size, size, FilterType::CatmullRom);
-    if flip {
+/// How one training image is augmented.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Augment {
+    /// Mirror left to right.
+    pub flip: bool,
+    /// The window kept before resizing, as fractions of the image: `[x0, y0, width, height]`.
+    pub crop: [f32; 4],
+}
+
+impl Augment {
+    /// The whole image, not mirrored.
+    pub const NONE: Augment = Augment { flip: false, crop: [0.0, 0.0, 1.0, 1.0] };
+}
+
+/// Decodes `path`, crops and mirrors it as `aug` says, resizes it to `size`x`size` with
+/// bicubic filtering, and converts it to scaled L*a*b*.
+pub fn load_sample(path: &Path, size: u32, aug: Augment) -> Result<Sample> {
+    let img = imageio::open(path)?.to_rgb8();
+    let (w, h) = img.dimensions();
+    let [fx, fy, fw, fh] = aug.crop;
+    let cw = ((fw * w as f32).round() as u32).clamp(1, w);
+    let ch = ((fh * h as f32).round() as u32).clamp(1, h);
+    let x0 = ((fx * w as f32).round() as u32).min(w - cw);
+    let y0 = ((fy * h as f32).round() as u32).min(h - ch);
+    let window = if (cw, ch) == (w, h) { img } else { image::imageops::crop_imm(&img, x0, y0, cw, ch).to_image() };
+    let mut rgb = image::imageops::resize(&window, size, size, FilterType::CatmullRom);
+    if aug.flip {
         image::imageops::flip_horizontal_in_place(&mut rgb);
     }
     Ok(sample_from_lab(&LabImage::from_rgb8(&rgb)))
@@ -142,15 +163,15 @@ impl BadFiles {
 pub fn load_samples(
     paths: &[PathBuf],
     size: u32,
-    flips: &[bool],
+    augs: &[Augment],
     bad: &BadFiles,
     on_error: &(dyn Fn(String) + Sync),
 ) -> Vec<Sample> {
     paths
         .par_iter()
-        .zip(flips.par_iter())
+        .zip(augs.par_iter())
         .filter(|(p, _)| !bad.contains(p))
-        .filter_map(|(p, &flip)| match load_sample(p, size, flip) {
+        .filter_map(|(p, &aug)| match load_sample(p, size, aug) {
             Ok(s) => Some(s),
             Err(e) => {
                 if bad.report(p) {
@@ -162,16 +183,33 @@ pub fn load_samples(
         .collect()
 }
 
-/// The order and flips of one epoch, derived from the run seed and the epoch number so
-/// that a resumed run sees the same sequence.
-pub fn epoch_plan(n: usize, seed: u64, epoch: usize, augment: bool) -> (Vec<usize>, Vec<bool>) {
-    let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+/// The order and augmentation of one epoch, derived from the run seed and the epoch number so
+/// that a resumed run sees the same sequence. With `augment`, half the images are mirrored; with
+/// `crop_min` below 1, each image is cropped to a random window whose sides are a fraction in
+/// `[crop_min, 1]` of the image's (one fraction for both sides, so the aspect ratio is kept), at
+/// a random position. The crops come from their own random stream, so the order and flips are
+/// the same with and without them.
+pub fn epoch_plan(n: usize, seed: u64, epoch: usize, augment: bool, crop_min: f32) -> (Vec<usize>, Vec<Augment>) {
+    let mix = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut rng = StdRng::seed_from_u64(mix);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut rng);
-    let flips = (0..n)
-        .map(|_| augment && rand::Rng::random_bool(&mut rng, 0.5))
+    let flips: Vec<bool> = (0..n).map(|_| augment && rand::Rng::random_bool(&mut rng, 0.5)).collect();
+    let mut crop_rng = StdRng::seed_from_u64(mix ^ 0x5EED_C0DE_CAFE_F00D);
+    let augs = flips
+        .into_iter()
+        .map(|flip| {
+            let crop = if crop_min < 1.0 {
+                use rand::Rng;
+                let f = crop_rng.random_range(crop_min.max(0.0)..=1.0);
+                [crop_rng.random_range(0.0..=1.0 - f), crop_rng.random_range(0.0..=1.0 - f), f, f]
+            } else {
+                Augment::NONE.crop
+            };
+            Augment { flip, crop }
+        })
         .collect();
-    (order, flips)
+    (order, augs)
 }
 
 /// Loads the batches of one epoch on a background thread, one batch ahead of the consumer,
@@ -182,17 +220,17 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    /// `batches` lists the file paths and flips of every batch in order.
+    /// `batches` lists the file paths and augmentations of every batch in order.
     pub fn start(
-        batches: Vec<(Vec<PathBuf>, Vec<bool>)>,
+        batches: Vec<(Vec<PathBuf>, Vec<Augment>)>,
         size: u32,
         bad: BadFiles,
         on_error: Arc<dyn Fn(String) + Send + Sync>,
     ) -> Prefetcher {
         let (tx, rx): (SyncSender<Vec<Sample>>, _) = sync_channel(1);
         let handle = std::thread::spawn(move || {
-            for (paths, flips) in batches {
-                let samples = load_samples(&paths, size, &flips, &bad, &*on_error);
+            for (paths, augs) in batches {
+                let samples = load_samples(&paths, size, &augs, &bad, &*on_error);
                 if tx.send(samples).is_err() {
                     break;
                 }
@@ -257,14 +295,54 @@ mod tests {
 
     #[test]
     fn epoch_plan_is_a_permutation_and_reproducible() {
-        let (o1, f1) = epoch_plan(50, 1, 3, true);
-        let (o2, f2) = epoch_plan(50, 1, 3, true);
+        let (o1, f1) = epoch_plan(50, 1, 3, true, 1.0);
+        let (o2, f2) = epoch_plan(50, 1, 3, true, 1.0);
         assert_eq!((o1.clone(), f1.clone()), (o2, f2));
         let mut sorted = o1.clone();
         sorted.sort();
         assert_eq!(sorted, (0..50).collect::<Vec<_>>());
-        assert!(f1.iter().any(|&f| f) && f1.iter().any(|&f| !f));
-        let (_, no_flips) = epoch_plan(50, 1, 3, false);
-        assert!(no_flips.iter().all(|&f| !f));
+        assert!(f1.iter().any(|a| a.flip) && f1.iter().any(|a| !a.flip));
+        assert!(f1.iter().all(|a| a.crop == Augment::NONE.crop));
+        let (_, no_flips) = epoch_plan(50, 1, 3, false, 1.0);
+        assert!(no_flips.iter().all(|a| !a.flip));
+    }
+
+    /// Crops lie inside the image, span the requested range of sizes, and leave the order and
+    /// flips of the epoch unchanged.
+    #[test]
+    fn crops_are_inside_the_image_and_do_not_change_the_order() {
+        let (o1, plain) = epoch_plan(400, 9, 2, true, 1.0);
+        let (o2, cropped) = epoch_plan(400, 9, 2, true, 0.5);
+        assert_eq!(o1, o2);
+        let mut sizes = Vec::new();
+        for (p, c) in plain.iter().zip(&cropped) {
+            assert_eq!(p.flip, c.flip);
+            let [x, y, w, h] = c.crop;
+            assert_eq!(w, h);
+            assert!((0.5..=1.0).contains(&w) && x >= 0.0 && y >= 0.0 && x + w <= 1.0 + 1e-6 && y + h <= 1.0 + 1e-6);
+            sizes.push(w);
+        }
+        let (lo, hi) = sizes.iter().fold((1f32, 0f32), |(lo, hi), &w| (lo.min(w), hi.max(w)));
+        assert!(lo < 0.55 && hi > 0.95, "crop sides span {lo}..{hi}");
+    }
+
+    /// A crop keeps exactly the chosen window: the left half of an image whose halves are
+    /// black and white loads as black.
+    #[test]
+    fn load_sample_crops_the_chosen_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("halves.png");
+        image::RgbImage::from_fn(40, 20, |x, _| if x < 20 { image::Rgb([0, 0, 0]) } else { image::Rgb([255, 255, 255]) })
+            .save(&path)
+            .unwrap();
+        let mean_l = |aug| {
+            let s = load_sample(&path, 8, aug).unwrap();
+            s.l.iter().map(|&v| scale::l_from_net(v)).sum::<f32>() / s.l.len() as f32
+        };
+        let left = Augment { flip: false, crop: [0.0, 0.0, 0.5, 1.0] };
+        let right = Augment { flip: true, crop: [0.5, 0.0, 0.5, 1.0] };
+        assert!(mean_l(left) < 0.5, "{}", mean_l(left));
+        assert!(mean_l(right) > 99.5, "{}", mean_l(right));
+        assert!((mean_l(Augment::NONE) - 50.0).abs() < 5.0);
     }
 }

@@ -79,6 +79,10 @@ pub struct TrainConfig {
     /// run's generator; 0.99 averages over about the last 100 steps.
     #[config(default = 0.0)]
     pub ema_decay: f32,
+    /// Random crops: each training image is cut to a random window whose sides are a fraction
+    /// in `[crop_min, 1]` of the image's before it is resized (1: the whole image, no crops).
+    #[config(default = 1.0)]
+    pub crop_min: f32,
 }
 
 impl TrainConfig {
@@ -131,6 +135,7 @@ pub struct Schedule {
     pub lr: Option<f64>,
     pub lambda_l1: Option<f32>,
     pub ema_decay: Option<f32>,
+    pub crop_min: Option<f32>,
     /// A new training size (e.g. a higher resolution late in training; the networks are
     /// fully convolutional).
     pub size: Option<usize>,
@@ -147,6 +152,7 @@ impl Schedule {
         c.lr = self.lr.unwrap_or(c.lr);
         c.lambda_l1 = self.lambda_l1.unwrap_or(c.lambda_l1);
         c.ema_decay = self.ema_decay.unwrap_or(c.ema_decay);
+        c.crop_min = self.crop_min.unwrap_or(c.crop_min);
         c.generator.size = self.size.unwrap_or(c.generator.size);
         before != format!("{c:?}")
     }
@@ -458,7 +464,7 @@ pub fn train(
     let val_samples = data::load_samples(
         &val_files[..val_limit],
         size as u32,
-        &vec![false; val_limit],
+        &vec![data::Augment::NONE; val_limit],
         &bad,
         &*on_error,
     );
@@ -472,14 +478,14 @@ pub fn train(
         let epoch = state.epoch; // 0-based
         let adversarial = epoch >= config.pretrain_epochs;
         trainer.g = trainer.g.clone().set_encoder_frozen(epoch < config.freeze_encoder_epochs);
-        let (order, flips) =
-            data::epoch_plan(train_files.len(), config.seed, epoch, config.augment);
-        let batches: Vec<(Vec<PathBuf>, Vec<bool>)> = order
+        let (order, augs) =
+            data::epoch_plan(train_files.len(), config.seed, epoch, config.augment, config.crop_min);
+        let batches: Vec<(Vec<PathBuf>, Vec<data::Augment>)> = order
             .chunks(config.batch_size)
             .map(|c| {
                 (
                     c.iter().map(|&i| train_files[i].clone()).collect(),
-                    c.iter().map(|&i| flips[i]).collect(),
+                    c.iter().map(|&i| augs[i]).collect(),
                 )
             })
             .collect();
@@ -956,9 +962,11 @@ mod tests {
             lambda_l1: Some(50.0),
             ema_decay: Some(0.99),
             size: Some(64),
+            crop_min: Some(0.6),
             ..Default::default()
         };
         assert!(s.apply(&mut c));
         assert_eq!((c.lambda_l1, c.ema_decay, c.size(), c.lr), (50.0, 0.99, 64, 2e-4));
+        assert_eq!(c.crop_min, 0.6);
     }
 }
