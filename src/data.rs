@@ -97,8 +97,8 @@ pub fn load_sample(path: &Path, size: u32, aug: Augment) -> Result<Sample> {
     let ch = ((fh * h as f32).round() as u32).clamp(1, h);
     let x0 = ((fx * w as f32).round() as u32).min(w - cw);
     let y0 = ((fy * h as f32).round() as u32).min(h - ch);
-    let window = if (cw, ch) == (w, h) { img } else { image::imageops::crop_imm(&img, x0, y0, cw, ch).to_image() };
-    let mut rgb = image::imageops::resize(&window, size, size, FilterType::CatmullRom);
+    let window = image::imageops::crop_imm(&img, x0, y0, cw, ch);
+    let mut rgb = image::imageops::resize(&*window, size, size, FilterType::CatmullRom);
     if aug.flip {
         image::imageops::flip_horizontal_in_place(&mut rgb);
     }
