@@ -108,6 +108,11 @@ pub struct TrainArgs {
     /// 1) of each image's, e.g. 0.6 [default: 1, whole images; with --resume, the run's own].
     #[arg(long)]
     pub crop_min: Option<f32>,
+    /// Mirror term: pull the output towards the network's own (no-gradient) prediction for the
+    /// mirrored image, with this weight (e.g. 30); distils `--flip-average` into one pass
+    /// [default: 0, off; with --resume, the run's own].
+    #[arg(long)]
+    pub mirror_weight: Option<f32>,
     /// Generator filters at the outermost level (pix2pix ngf).
     #[arg(long, default_value_t = 64)]
     pub ngf: usize,
@@ -367,6 +372,11 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("--crop-min {c}: must be between 0.1 and 1");
     }
+    if let Some(w) = a.mirror_weight
+        && !(w >= 0.0 && w.is_finite())
+    {
+        anyhow::bail!("--mirror-weight {w}: must be a finite number, at least 0");
+    }
     // Settings a resumed run may change are left at TrainConfig's defaults here unless given.
     let schedule = crate::train::Schedule {
         epochs: a.epochs,
@@ -376,6 +386,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         lambda_l1: a.lambda_l1,
         ema_decay: a.ema_decay,
         crop_min: a.crop_min,
+        mirror_weight: a.mirror_weight,
         size: a.size,
     };
     let mut config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))

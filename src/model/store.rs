@@ -135,10 +135,12 @@ fn average_floats(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<u8>> {
                 })?;
                 if u.shape() != t.shape() || u.dtype() != Dtype::F32 {
                     bail!(
-                        "{}: tensor {name} has shape {:?}, {} has {:?}",
+                        "{}: tensor {name} is {:?} {:?}, {} has {:?} {:?}",
                         files[k].0.display(),
+                        u.dtype(),
                         u.shape(),
                         first_path.display(),
+                        t.dtype(),
                         t.shape()
                     );
                 }
