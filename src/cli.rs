@@ -1,6 +1,6 @@
 //! Command-line interface: parses arguments and calls the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -165,7 +165,8 @@ pub struct ColorizeArgs {
     /// Image files, folders or glob patterns.
     #[arg(required = true)]
     pub inputs: Vec<String>,
-    /// Output folder, or an output file when there is one input.
+    /// Output folder, or an output file (a name with an image extension) when there is one
+    /// input file; end it with / to make a folder of any name.
     #[arg(short, long, default_value = "colorized")]
     pub out: PathBuf,
     /// Shipped model name (photo, anime, drawn), run directory or .safetensors file.
@@ -226,6 +227,22 @@ pub struct ClassicArgs {
 }
 
 impl ClassicArgs {
+    /// Refuses options of a classic method that none of `methods` reads (they would be
+    /// silently ignored otherwise).
+    fn check_used(&self, methods: &[MethodKind]) -> Result<()> {
+        let given = [
+            (self.reference.is_some(), "--reference", MethodKind::Reference, "reference"),
+            (self.hints.is_some(), "--hints", MethodKind::Hints, "hints"),
+            (self.palette.is_some() || self.palette_strength != 1.0, "--palette/--palette-strength", MethodKind::Palette, "palette"),
+        ];
+        for (present, flag, kind, name) in given {
+            if present && !methods.contains(&kind) {
+                anyhow::bail!("{flag} is read only by --method {name}; add --method {name} or drop {flag}");
+            }
+        }
+        Ok(())
+    }
+
     fn options(&self) -> MethodOptions {
         MethodOptions {
             reference: self.reference.clone(),
@@ -439,7 +456,23 @@ fn install_interrupt(stop: Arc<AtomicBool>, message: &'static str) {
 
 fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
     let device = crate::device_by_name(&a.device)?;
-    let (inputs, missing) = crate::infer::expand_inputs(&a.inputs);
+    a.classic.check_used(&[a.method])?;
+    let format = a.format.as_deref().map(crate::imageio::parse_format).transpose()?;
+    // `-o` names a file when it has an image extension, is not a folder and does not end in /.
+    let out_text = a.out.as_os_str().to_string_lossy();
+    let names_file = !a.out.is_dir()
+        && !out_text.ends_with(['/', std::path::MAIN_SEPARATOR])
+        && image::ImageFormat::from_path(&a.out).is_ok();
+    let one_file = a.inputs.len() == 1 && Path::new(&a.inputs[0]).is_file();
+    if names_file && !one_file {
+        bail!("-o {out_text} names a file, but more than one image may be coloured: give a folder (end it with / to make a folder of this name)");
+    }
+    if let (true, Some(f)) = (names_file, &format)
+        && a.out.extension().is_some_and(|e| !e.eq_ignore_ascii_case(f))
+    {
+        bail!("-o {out_text} and --format {f} disagree; give one of them");
+    }
+    let (inputs, missing) = crate::infer::expand_inputs(&a.inputs, (!names_file).then_some(a.out.as_path()));
     for m in &missing {
         eprintln!("error: {m}");
     }
@@ -450,12 +483,10 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
         MethodKind::Gan => Method::Gan(Box::new(load_colorizer(&a.model, &device, &a.gan)?)),
         kind => Method::classic(kind, &a.classic.options())?,
     };
-    let single_file_out =
-        inputs.len() == 1 && a.inputs.len() == 1 && a.out.extension().is_some() && !a.out.is_dir();
     let opts = BatchOptions {
         out_dir: a.out.clone(),
-        format: a.format.clone(),
-        out_file: single_file_out.then(|| a.out.clone()),
+        format,
+        out_file: names_file.then(|| a.out.clone()),
     };
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(stop.clone(), "stopping after the current image");
@@ -520,8 +551,14 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     } else {
         let Some(dir) = &a.dir else { bail!("give a ground-truth folder (tinct eval --model M DIR) or --pred DIR --truth DIR") };
         let device = crate::device_by_name(&a.device)?;
+        a.classic.check_used(&a.method)?;
+        if a.limit == Some(0) {
+            bail!("--limit 0: nothing to evaluate; give at least 1");
+        }
         let mut methods = Vec::new();
-        let models = if a.model.is_empty() && a.method.is_empty() { vec![crate::zoo::DEFAULT_MODEL.to_string()] } else { a.model.clone() };
+        // The shipped photo model unless models are named or only classic methods are asked for.
+        let default_gan = a.method.is_empty() || a.method.contains(&MethodKind::Gan);
+        let models = if a.model.is_empty() && default_gan { vec![crate::zoo::DEFAULT_MODEL.to_string()] } else { a.model.clone() };
         for m in &models {
             methods.push(Method::Gan(Box::new(load_colorizer(m, &device, &a.gan)?)));
         }

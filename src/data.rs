@@ -27,15 +27,20 @@ pub fn is_image_path(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// All image files under `dir`, searched recursively, in a stable (sorted) order.
+/// All image files under `dir`, searched recursively, in a stable (sorted) order. Linked
+/// folders are followed, but each folder is read once, so a link back up the tree cannot loop.
 pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
+        if !seen.insert(d.canonicalize().unwrap_or_else(|_| d.clone())) {
+            continue;
+        }
         let entries = std::fs::read_dir(&d)
             .with_context(|| format!("{}: cannot read folder", d.display()))?;
         for entry in entries {
-            let path = entry?.path();
+            let path = entry.with_context(|| format!("{}: cannot read folder", d.display()))?.path();
             if path.is_dir() {
                 stack.push(path);
             } else if is_image_path(&path) {

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
@@ -41,6 +41,9 @@ fn decode(path: &Path) -> Result<DynamicImage> {
 /// Decodes an in-memory image (format sniffed from the content, else `hint`), with the same
 /// limits, checks and orientation handling as [`open`].
 pub fn decode_bytes(bytes: &[u8], hint: Option<ImageFormat>) -> Result<DynamicImage> {
+    if bytes.is_empty() {
+        bail!("not an image: the file is empty (0 bytes)");
+    }
     let mut reader = ImageReader::new(std::io::Cursor::new(bytes));
     reader.limits(limits());
     let reader = reader
@@ -92,6 +95,9 @@ fn describe(e: image::ImageError) -> anyhow::Error {
         image::ImageError::Limits(l) => anyhow!("image too large to decode within limits ({l})"),
         image::ImageError::Unsupported(u) => anyhow!("unsupported image: {u}"),
         image::ImageError::Decoding(d) => anyhow!("corrupt or truncated image: {d}"),
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            anyhow!("corrupt or truncated image: the data ends early ({e})")
+        }
         other => anyhow!("{other}"),
     }
 }
@@ -107,14 +113,21 @@ pub fn is_high_bit_depth(img: &DynamicImage) -> bool {
     )
 }
 
-/// The image format an output path's extension names.
+/// The image format an output path's extension names (one of [`crate::data::IMAGE_EXTENSIONS`]).
 pub fn format_for(path: &Path) -> Result<ImageFormat> {
-    ImageFormat::from_path(path).map_err(|_| {
-        anyhow!(
-            "{}: unknown output format (use .png, .jpg, .webp, .tif or .bmp)",
-            path.display()
-        )
-    })
+    let format = crate::data::is_image_path(path).then(|| ImageFormat::from_path(path).ok()).flatten();
+    format.ok_or_else(|| anyhow!("{}: unknown output format (use .png, .jpg, .webp, .tif or .bmp)", path.display()))
+}
+
+/// A `--format` value as a file extension (`PNG`, `.png` -> `png`), or an error naming the
+/// formats written.
+pub fn parse_format(s: &str) -> Result<String> {
+    let ext = s.trim_start_matches('.').to_ascii_lowercase();
+    if crate::data::IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        Ok(ext)
+    } else {
+        bail!("--format {s}: unknown output format (use png, jpg, webp, tif or bmp)")
+    }
 }
 
 /// A temporary sibling of `path` with the same extension (so encoders pick the format).

@@ -99,6 +99,9 @@ impl Colorizer {
         if size < m {
             bail!("working size {size} is below this model's minimum of {m}");
         }
+        if size > MAX_WORKING_SIZE {
+            bail!("working size {size} is above the limit of {MAX_WORKING_SIZE}");
+        }
         self.size = size / m * m;
         Ok(self)
     }
@@ -254,6 +257,9 @@ pub fn is_effectively_gray(img: &image::RgbImage) -> bool {
     })
 }
 
+/// The largest working size a network runs at (a 2048 px square already needs several GB).
+pub const MAX_WORKING_SIZE: usize = 2048;
+
 /// Where the output for `input` goes.
 pub fn output_path(
     input: &Path,
@@ -278,31 +284,53 @@ pub struct Input {
     pub rel: PathBuf,
 }
 
-/// Expands files, folders (recursively) and glob patterns into inputs.
+/// `p` made absolute with symbolic links resolved, as far as it exists (a file that does not
+/// exist yet keeps its name under its resolved folder), so two spellings of one file compare
+/// equal.
+pub fn resolved(p: &Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    match (p.parent(), p.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            resolved(dir).join(name)
+        }
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    }
+}
+
+/// The folder a glob pattern's matches are named relative to: its leading components
+/// without wildcards (`photos/*/a.jpg` -> `photos`).
+fn glob_base(pattern: &str) -> PathBuf {
+    Path::new(pattern)
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect()
+}
+
+/// Expands files, folders (recursively) and glob patterns into inputs, each file once.
+/// Images found by scanning a folder or a pattern are skipped when they lie under `skip`
+/// (the output folder, so that colouring `.` twice does not colour the first run's output).
 /// Returns the inputs and the arguments that matched nothing.
-pub fn expand_inputs(args: &[String]) -> (Vec<Input>, Vec<String>) {
+pub fn expand_inputs(args: &[String], skip: Option<&Path>) -> (Vec<Input>, Vec<String>) {
+    let skip = skip.map(resolved);
+    let skipped = |f: &Path| skip.as_ref().is_some_and(|s| resolved(f).starts_with(s));
+    let relative = |f: &Path, base: &Path| f.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| f.to_path_buf());
     let mut inputs = Vec::new();
     let mut missing = Vec::new();
     for arg in args {
         let p = PathBuf::from(arg);
         if p.is_dir() {
             match crate::data::find_images(&p) {
-                Ok(files) if !files.is_empty() => inputs.extend(files.into_iter().map(|f| {
-                    Input {
-                        rel: f
-                            .strip_prefix(&p)
-                            .map(Path::to_path_buf)
-                            .unwrap_or_else(|_| f.clone()),
-                        path: f,
-                    }
-                })),
-                _ => missing.push(format!("{arg}: no images in folder")),
+                Ok(files) if !files.is_empty() => inputs.extend(
+                    files.into_iter().filter(|f| !skipped(f)).map(|f| Input { rel: relative(&f, &p), path: f }),
+                ),
+                Ok(_) => missing.push(format!("{arg}: no images in folder")),
+                Err(e) => missing.push(format!("{e:#}")),
             }
         } else if p.exists() {
-            inputs.push(Input {
-                rel: PathBuf::from(p.file_name().unwrap_or_default()),
-                path: p,
-            });
+            inputs.push(Input { rel: PathBuf::from(p.file_name().unwrap_or_default()), path: p });
         } else if arg.contains(['*', '?', '[']) {
             let matches: Vec<PathBuf> = glob::glob(arg)
                 .map(|g| g.flatten().filter(|f| f.is_file()).collect())
@@ -310,14 +338,14 @@ pub fn expand_inputs(args: &[String]) -> (Vec<Input>, Vec<String>) {
             if matches.is_empty() {
                 missing.push(format!("{arg}: no file matches"));
             }
-            inputs.extend(matches.into_iter().map(|f| Input {
-                rel: PathBuf::from(f.file_name().unwrap_or_default()),
-                path: f,
-            }));
+            let base = glob_base(arg);
+            inputs.extend(matches.into_iter().filter(|f| !skipped(f)).map(|f| Input { rel: relative(&f, &base), path: f }));
         } else {
             missing.push(format!("{arg}: no such file or folder"));
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    inputs.retain(|i| seen.insert(resolved(&i.path)));
     (inputs, missing)
 }
 
@@ -346,6 +374,8 @@ pub fn run_batch(
     f: &dyn Fn(&DynamicImage) -> Result<DynamicImage>,
     on_done: &dyn Fn(&FileResult),
 ) -> Vec<FileResult> {
+    let sources: std::collections::HashSet<PathBuf> = inputs.iter().map(|i| resolved(&i.path)).collect();
+    let mut written: std::collections::HashMap<PathBuf, PathBuf> = std::collections::HashMap::new();
     inputs
         .iter()
         .map(|input| {
@@ -357,12 +387,25 @@ pub fn run_batch(
                     opts.format.as_deref(),
                 )
             });
+            let target = resolved(&out);
             let result = (|| -> Result<()> {
+                if sources.contains(&target) {
+                    bail!("{}: its output {} would overwrite an input; choose another -o", input.path.display(), out.display());
+                }
+                if let Some(first) = written.get(&target) {
+                    bail!(
+                        "{}: its output {} is already the output of {}; give their folder instead, or colour them separately",
+                        input.path.display(),
+                        out.display(),
+                        first.display()
+                    );
+                }
                 crate::imageio::format_for(&out)?;
                 let img = crate::imageio::open(&input.path)?;
                 let colored = f(&img).map_err(|e| anyhow!("{}: {e:#}", input.path.display()))?;
                 crate::imageio::save(&colored, &out)
             })();
+            written.entry(target).or_insert_with(|| input.path.clone());
             let r = match result {
                 Ok(()) => FileResult {
                     input: input.path.clone(),

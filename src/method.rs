@@ -41,7 +41,9 @@ impl Hints {
     pub fn load(path: &Path) -> Result<Hints> {
         let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
         if is_json {
-            Ok(Hints::Points(classic::load_hints_json(path).with_context(|| path.display().to_string())?))
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let set = classic::hints_from_json(&text).and_then(|s| s.check().map(|()| s));
+            Ok(Hints::Points(set.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?))
         } else {
             Ok(Hints::Scribble(crate::imageio::open(path)?.to_rgb8()))
         }
@@ -138,6 +140,10 @@ impl Method {
             }
             MethodKind::Palette => {
                 let name = o.palette.as_deref().unwrap_or("sepia");
+                let s = o.palette_strength;
+                if !(s.is_finite() && s >= 0.0) {
+                    bail!("--palette-strength {s}: must be a finite number, at least 0");
+                }
                 Method::Palette { palette: classic::palette_by_name_or_file(name)?, strength: o.palette_strength }
             }
             MethodKind::Gan => bail!("the gan method needs a model"),

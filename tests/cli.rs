@@ -354,6 +354,13 @@ fn eval_scores_methods_and_writes_reports() {
     assert_eq!(m["ssim"].as_f64().unwrap(), 1.0);
     assert_eq!(m["ciede2000"].as_f64().unwrap(), 0.0);
     assert_eq!(m["ab_auc"].as_f64().unwrap(), 1.0);
+
+    // Naming the gan method beside a classic one keeps the default (shipped photo) model.
+    let o = tinct(&["eval", truth.to_str().unwrap(), "--method", "gan", "--method", "palette", "--limit", "1", "-o", out.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let methods: Vec<&str> = report["summary"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["gray", "gan:photo", "palette:sepia"]);
 }
 
 #[test]
@@ -563,5 +570,89 @@ fn shipped_models_are_listed_and_beat_gray_on_their_validation_sets() {
         let f = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
         assert!(f(ours, "ciede2000") < f(gray, "ciede2000"), "{name}: {ours} vs {gray}");
         assert!(f(ours, "colourfulness") > 0.5 * f(ours, "colourfulness_truth"), "{name}: {ours}");
+    }
+}
+
+fn gray_colorize(args: &[&str]) -> Output {
+    let mut all = vec!["colorize", "--method", "gray", "-q"];
+    all.extend_from_slice(args);
+    tinct(&all)
+}
+
+/// Outputs never overwrite an input or each other, a folder scan skips the output folder
+/// inside it and does not loop on a linked folder, and `-o`/`--format` are checked up front.
+#[test]
+fn outputs_never_clash_with_inputs_or_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s).to_str().unwrap().to_string();
+    for d in ["coll/a", "coll/b"] {
+        std::fs::create_dir_all(p(d)).unwrap();
+        synthetic(12, 10, 1).save(p(&format!("{d}/p.png"))).unwrap();
+    }
+    // A glob keeps the folders below its fixed part, so same-named files do not collide.
+    let o = gray_colorize(&[&p("coll/*/p.png"), "-o", &p("globbed")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(Path::new(&p("globbed/a/p.png")).exists() && Path::new(&p("globbed/b/p.png")).exists());
+    // Two files named alike into one folder: the second is refused, naming the first.
+    let o = gray_colorize(&[&p("coll/a/p.png"), &p("coll/b/p.png"), "-o", &p("flat")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already the output of"), "{}", stderr(&o));
+    assert!(Path::new(&p("flat/p.png")).exists());
+    // Never over an input, and the input is untouched.
+    let before = std::fs::read(p("coll/a/p.png")).unwrap();
+    let o = gray_colorize(&[&p("coll/a/p.png"), "-o", &p("coll/a/p.png")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("would overwrite an input"), "{}", stderr(&o));
+    assert_eq!(before, std::fs::read(p("coll/a/p.png")).unwrap());
+    // Colouring a folder into a folder inside it, twice, does not colour the first output;
+    // a link back up the tree does not loop.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(p("coll"), p("coll/a/up")).unwrap();
+    for _ in 0..2 {
+        let o = gray_colorize(&[&p("coll"), "-o", &p("coll/colorized")]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert!(!Path::new(&p("coll/colorized/colorized")).exists());
+    let n = std::fs::read_dir(p("coll/colorized/a")).unwrap().count();
+    assert!(n <= 2, "{n} entries: the linked folder was scanned more than once");
+    // -o naming a file with several inputs, an unknown --format, and a disagreement between
+    // them are usage errors; a trailing / makes a folder of any name.
+    for args in [
+        vec![p("coll"), "-o".into(), p("two.png")],
+        vec![p("coll/a/p.png"), "--format".into(), "gif".into()],
+        vec![p("coll/a/p.png"), "-o".into(), p("x.png"), "--format".into(), "jpg".into()],
+        vec![p("coll/a/p.png"), "--palette".into(), "sepia".into()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = gray_colorize(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    }
+    let o = gray_colorize(&[&p("coll/a/p.png"), "-o", &format!("{}/", p("v1.2.png")), "--format", ".PNG"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(Path::new(&p("v1.2.png/p.png")).is_file());
+}
+
+/// Training refuses what it cannot do before it writes anything.
+#[test]
+fn train_checks_its_settings_before_writing_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_images(&data, 4, 32);
+    let run = tmp.path().join("run");
+    let d = data.to_str().unwrap();
+    let r = run.to_str().unwrap();
+    let nodata = tmp.path().join("nodata");
+    for (args, says) in [
+        (vec!["--data", d, "--out", r, "--resume"], "no run to resume"),
+        (vec!["--data", nodata.to_str().unwrap(), "--out", r], "nodata"),
+        (vec!["--data", d, "--out", r, "--size", "16"], "at least 24 px"),
+    ] {
+        let mut all = vec!["train", "--quiet", "--epochs", "1"];
+        all.extend(args);
+        let o = tinct(&all);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{all:?}: {}", stderr(&o));
+        assert!(!run.exists(), "{all:?} left a run folder");
     }
 }

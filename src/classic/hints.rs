@@ -110,6 +110,24 @@ fn de_coord<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     Ok(v.round() as i64)
 }
 
+impl HintSet {
+    /// Checks what can be checked without the image: at least one point, and each point's
+    /// colour and radius (positions are checked against each image by [`HintMap::from_points`]).
+    pub fn check(&self) -> Result<(), ClassicError> {
+        if self.points.is_empty() {
+            return Err(ClassicError::NoHints("the hint list has no points"));
+        }
+        for (index, p) in self.points.iter().enumerate() {
+            p.chroma(index)?;
+            let r = p.radius.unwrap_or(0.0);
+            if !(r.is_finite() && r >= 0.0) {
+                return Err(ClassicError::BadHint { index, reason: format!("radius {r} must be a finite number >= 0") });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl HintPoint {
     /// A point with an sRGB colour.
     pub fn rgb(x: i64, y: i64, rgb: [u8; 3]) -> Self {
@@ -178,9 +196,9 @@ pub fn hints_to_json(set: &HintSet) -> String {
 /// Reads a JSON hints file.
 pub fn load_hints_json(path: impl AsRef<Path>) -> Result<HintSet, ClassicError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| ClassicError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| ClassicError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     hints_from_json(&text)
 }

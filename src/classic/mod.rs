@@ -74,7 +74,7 @@ pub enum ClassicError {
     NoHints(&'static str),
     /// Hints JSON that does not parse.
     #[error("invalid hints JSON: {0}")]
-    HintsJson(#[source] serde_json::Error),
+    HintsJson(serde_json::Error),
     /// A colour string that is not `#rrggbb` / `#rgb`.
     #[error("invalid colour {value:?}: expected #rrggbb or #rgb (hex digits)")]
     BadColour { value: String },
@@ -99,12 +99,8 @@ pub enum ClassicError {
         expected: &'static str,
     },
     /// A file that could not be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     /// An image file that could not be decoded.
     #[error("cannot load image {path}: {message}")]
     Image { path: String, message: String },

@@ -235,6 +235,9 @@ pub fn export_generator(srcs: &[PathBuf], dst: &Path, size: Option<usize>, half:
         config.size = s;
     }
     let stride = config.stride_multiple();
+    if config.size > crate::infer::MAX_WORKING_SIZE {
+        bail!("--size {}: at most {}", config.size, crate::infer::MAX_WORKING_SIZE);
+    }
     if config.size == 0 || !config.size.is_multiple_of(stride) {
         bail!("--size {}: must be a positive multiple of {stride} for this model", config.size);
     }

@@ -380,7 +380,11 @@ pub fn train(
     device: &Device,
 ) -> Result<Vec<EpochLog>> {
     let out = &paths.out;
+    if opts.resume && !out.exists() {
+        bail!("{}: no run to resume (the folder does not exist); leave out --resume to start one", out.display());
+    }
     let resuming = opts.resume && Checkpoint::latest(out)?.is_some();
+    let mut clear_first = false;
     let (config, paths) = if resuming {
         // The saved run defines the hyper-parameters; only the schedule's may change.
         let (mut saved, saved_paths) = checkpoint::read_run_config(out)?;
@@ -396,7 +400,7 @@ pub fn train(
                 .unwrap_or(false)
         {
             if opts.resume {
-                bail!("{}: no checkpoint to resume from", out.display());
+                bail!("{}: no checkpoint to resume from; start the run again with --force", out.display());
             }
             if !opts.force {
                 bail!(
@@ -404,7 +408,8 @@ pub fn train(
                     out.display()
                 );
             }
-            checkpoint::clear_run_dir(out)?;
+            // Cleared once the new run's settings and data have been checked.
+            clear_first = true;
         }
         (config, paths.clone())
     };
@@ -420,10 +425,7 @@ pub fn train(
             );
         }
     }
-    std::fs::create_dir_all(out.join("samples"))
-        .with_context(|| format!("{}: cannot create", out.display()))?;
-
-    // Data.
+    // Data, checked before anything is written.
     let (train_files, val_files) = match &paths.val {
         Some(v) => (data::require_images(&paths.data)?, data::require_images(v)?),
         None => {
@@ -437,6 +439,11 @@ pub fn train(
             data::split(all, config.val_fraction, config.seed)
         }
     };
+    if clear_first {
+        checkpoint::clear_run_dir(out)?;
+    }
+    std::fs::create_dir_all(out.join("samples"))
+        .with_context(|| format!("{}: cannot create", out.display()))?;
     let size = config.size();
     let bad = BadFiles::default();
     let quiet = opts.quiet;
@@ -670,6 +677,15 @@ fn validate_config(c: &TrainConfig) -> Result<()> {
             c.size(),
             m
         );
+    }
+    // The PatchGAN halves the image n_layers times, then two 4x4 convolutions each take a
+    // pixel off: it needs at least 3 pixels after the halvings to score one patch.
+    let patch_min = 3 << c.discriminator.n_layers;
+    if c.size() < patch_min {
+        bail!("--size {}: the {}-layer PatchGAN discriminator needs at least {patch_min} px", c.size(), c.discriminator.n_layers);
+    }
+    if c.size() > crate::infer::MAX_WORKING_SIZE {
+        bail!("--size {}: at most {} px", c.size(), crate::infer::MAX_WORKING_SIZE);
     }
     if c.batch_size == 0 {
         bail!("--batch-size must be at least 1");

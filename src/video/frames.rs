@@ -136,10 +136,13 @@ impl FrameDirReader {
             return Ok(None);
         };
         self.next += 1;
-        let img = image::open(path)
+        // The same decoder as still images: size limits, EXIF orientation, truncation check.
+        let img = std::fs::read(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| crate::imageio::decode_bytes(&b, image::ImageFormat::from_path(path).ok()))
             .map_err(|e| VideoError::FrameImage {
                 path: path.clone(),
-                detail: e.to_string(),
+                detail: format!("{e:#}"),
             })?
             .to_rgb8();
         if img.dimensions() != (self.width, self.height) {
