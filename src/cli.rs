@@ -308,7 +308,8 @@ pub struct EvalArgs {
     /// Models to evaluate (names, run folders or files); repeatable.
     #[arg(long)]
     pub model: Vec<String>,
-    /// Classic methods to evaluate beside the models (gray is always included); repeatable.
+    /// Classic methods to evaluate beside the models (gray is always included; hints needs
+    /// per-image scribbles and cannot be scored on a folder); repeatable.
     #[arg(long, value_enum)]
     pub method: Vec<MethodKind>,
     #[command(flatten)]
@@ -332,6 +333,7 @@ pub struct EvalArgs {
     pub gan: GanArgs,
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// No progress bar: print only the table and errors.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -498,7 +500,7 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
             if stop.load(Ordering::SeqCst) {
                 bail!("skipped: interrupted");
             }
-            match &method {
+            let colored = match &method {
                 Method::Gan(c) => Ok(c.colorize_image(img)),
                 m => {
                     let lab = crate::infer::lab_of(img);
@@ -511,7 +513,8 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
                         image::DynamicImage::ImageRgb8(out.to_rgb8())
                     })
                 }
-            }
+            };
+            colored.map(|c| crate::imageio::keep_alpha(c, img))
         },
         &|r| match (&r.output, &r.error) {
             (Some(o), _) if !quiet => eprintln!("{} -> {}", r.input.display(), o.display()),

@@ -169,10 +169,35 @@ pub fn save(img: &DynamicImage, path: &Path) -> Result<()> {
                 img.to_rgb8().write_with_encoder(enc)
             }
             ImageFormat::Png | ImageFormat::Tiff => img.save_with_format(tmp, format),
+            ImageFormat::WebP if img.color().has_alpha() => DynamicImage::ImageRgba8(img.to_rgba8()).save_with_format(tmp, format),
             _ => DynamicImage::ImageRgb8(img.to_rgb8()).save_with_format(tmp, format),
         };
         res.with_context(|| format!("{}: cannot write image", path.display()))
     })
+}
+
+/// `colored` (a colourised RGB image the size of `source`) with `source`'s alpha channel, when
+/// it has one, so transparency survives colourisation (JPEG and BMP outputs still drop it).
+pub fn keep_alpha(colored: DynamicImage, source: &DynamicImage) -> DynamicImage {
+    if !source.color().has_alpha() || colored.width() != source.width() || colored.height() != source.height() {
+        return colored;
+    }
+    match colored {
+        DynamicImage::ImageRgb16(rgb) => {
+            let mut out = source.to_rgba16();
+            for (o, p) in out.pixels_mut().zip(rgb.pixels()) {
+                o.0[..3].copy_from_slice(&p.0);
+            }
+            DynamicImage::ImageRgba16(out)
+        }
+        other => {
+            let mut out = source.to_rgba8();
+            for (o, p) in out.pixels_mut().zip(other.to_rgb8().pixels()) {
+                o.0[..3].copy_from_slice(&p.0);
+            }
+            DynamicImage::ImageRgba8(out)
+        }
+    }
 }
 
 /// Writes bytes atomically.

@@ -633,6 +633,23 @@ fn outputs_never_clash_with_inputs_or_each_other() {
     assert!(Path::new(&p("v1.2.png/p.png")).is_file());
 }
 
+/// Transparency survives colourisation into PNG and WebP.
+#[test]
+fn alpha_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("cut.png");
+    let rgba = image::RgbaImage::from_fn(9, 7, |x, y| image::Rgba([(x * 20) as u8, (y * 30) as u8, 90, (x * 25 + y) as u8]));
+    rgba.save(&input).unwrap();
+    for ext in ["png", "webp"] {
+        let out = tmp.path().join(format!("out.{ext}"));
+        let o = gray_colorize(&[input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let got = image::open(&out).unwrap().to_rgba8();
+        let alphas = |im: &image::RgbaImage| im.pixels().map(|p| p.0[3]).collect::<Vec<_>>();
+        assert_eq!(alphas(&got), alphas(&rgba), "{ext}");
+    }
+}
+
 /// Training refuses what it cannot do before it writes anything.
 #[test]
 fn train_checks_its_settings_before_writing_a_run() {
