@@ -500,21 +500,15 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
             if stop.load(Ordering::SeqCst) {
                 bail!("skipped: interrupted");
             }
-            let colored = match &method {
+            match &method {
                 Method::Gan(c) => Ok(c.colorize_image(img)),
                 m => {
                     let lab = crate::infer::lab_of(img);
                     let rgb = img.to_rgb8();
                     let colour = (!crate::infer::is_effectively_gray(&rgb)).then_some(&rgb);
-                    let out = m.colorize(&lab, colour)?;
-                    Ok(if crate::imageio::is_high_bit_depth(img) {
-                        image::DynamicImage::ImageRgb16(out.to_rgb16())
-                    } else {
-                        image::DynamicImage::ImageRgb8(out.to_rgb8())
-                    })
+                    Ok(crate::infer::image_like(&m.colorize(&lab, colour)?, img))
                 }
-            };
-            colored.map(|c| crate::imageio::keep_alpha(c, img))
+            }
         },
         &|r| match (&r.output, &r.error) {
             (Some(o), _) if !quiet => eprintln!("{} -> {}", r.input.display(), o.display()),

@@ -231,12 +231,19 @@ impl Colorizer {
             _ => lab_of(img),
         };
         let out = self.colorize_planes(std::slice::from_ref(&lab)).remove(0);
-        if crate::imageio::is_high_bit_depth(img) {
-            DynamicImage::ImageRgb16(out.to_rgb16())
-        } else {
-            DynamicImage::ImageRgb8(out.to_rgb8())
-        }
+        image_like(&out, img)
     }
+}
+
+/// A colourised image in the form of its `source`: 16-bit when the source is, and with the
+/// source's alpha channel when it has one.
+pub fn image_like(out: &LabImage, source: &DynamicImage) -> DynamicImage {
+    let rgb = if crate::imageio::is_high_bit_depth(source) {
+        DynamicImage::ImageRgb16(out.to_rgb16())
+    } else {
+        DynamicImage::ImageRgb8(out.to_rgb8())
+    };
+    crate::imageio::keep_alpha(rgb, source)
 }
 
 /// L*a*b* of a decoded image, at full precision for high-bit-depth inputs.

@@ -391,12 +391,7 @@ fn process(
             let out = method
                 .colorize(&lab, colour)
                 .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
-            let out = if crate::imageio::is_high_bit_depth(&img) {
-                DynamicImage::ImageRgb16(out.to_rgb16())
-            } else {
-                DynamicImage::ImageRgb8(out.to_rgb8())
-            };
-            (out, method.name())
+            (crate::infer::image_like(&out, &img), method.name())
         }
     };
     let bytes = encode(&out, o.format)
@@ -458,7 +453,8 @@ fn classic_method(
     })
 }
 
-/// Encodes the result: fast-compressed PNG (16-bit kept), JPEG at quality 95, lossless WebP.
+/// Encodes the result: fast-compressed PNG (16-bit and alpha kept), JPEG at quality 95,
+/// lossless WebP (alpha kept).
 pub fn encode(img: &DynamicImage, format: OutFormat) -> image::ImageResult<Vec<u8>> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     let mut buf = Vec::new();
@@ -466,10 +462,11 @@ pub fn encode(img: &DynamicImage, format: OutFormat) -> image::ImageResult<Vec<u
         OutFormat::Png => {
             let enc =
                 PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Adaptive);
-            if crate::imageio::is_high_bit_depth(img) {
-                DynamicImage::ImageRgb16(img.to_rgb16()).write_with_encoder(enc)?;
-            } else {
-                img.to_rgb8().write_with_encoder(enc)?;
+            match (crate::imageio::is_high_bit_depth(img), img.color().has_alpha()) {
+                (true, true) => img.to_rgba16().write_with_encoder(enc)?,
+                (true, false) => img.to_rgb16().write_with_encoder(enc)?,
+                (false, true) => img.to_rgba8().write_with_encoder(enc)?,
+                (false, false) => img.to_rgb8().write_with_encoder(enc)?,
             }
         }
         OutFormat::Jpg => {
@@ -481,7 +478,11 @@ pub fn encode(img: &DynamicImage, format: OutFormat) -> image::ImageResult<Vec<u
         }
         OutFormat::Webp => {
             let enc = image::codecs::webp::WebPEncoder::new_lossless(&mut buf);
-            img.to_rgb8().write_with_encoder(enc)?;
+            if img.color().has_alpha() {
+                img.to_rgba8().write_with_encoder(enc)?;
+            } else {
+                img.to_rgb8().write_with_encoder(enc)?;
+            }
         }
     }
     Ok(buf)

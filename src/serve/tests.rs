@@ -214,6 +214,17 @@ async fn a_valid_image_comes_back_coloured_at_its_size() {
     let (status, _, body) = send(&app, post_raw("/api/colorize?method=gray", input.clone())).await;
     assert_eq!(status, StatusCode::OK);
     assert!(mean_chroma(&image::load_from_memory(&body).unwrap()) < 1.0);
+
+    // Transparency comes back in PNG and WebP replies.
+    let rgba = image::RgbaImage::from_fn(12, 9, |x, y| image::Rgba([90, 90, 90, (x * 20 + y) as u8]));
+    let mut upload = Vec::new();
+    rgba.write_to(&mut std::io::Cursor::new(&mut upload), ImageFormat::Png).unwrap();
+    for q in ["format=png", "format=webp"] {
+        let (status, _, body) = send(&app, post_raw(&format!("/api/colorize?{q}"), upload.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {}", String::from_utf8_lossy(&body));
+        let alpha: Vec<u8> = image::load_from_memory(&body).unwrap().to_rgba8().pixels().map(|p| p.0[3]).collect();
+        assert_eq!(alpha, rgba.pixels().map(|p| p.0[3]).collect::<Vec<_>>(), "{q}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
