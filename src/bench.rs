@@ -59,6 +59,8 @@ pub struct BenchReport {
     pub batch: usize,
     pub train_images_per_s: Option<f64>,
     pub generator_ms: f64,
+    /// One pass over an image and its mirror together (what `--flip-average` runs).
+    pub generator_flip_average_ms: f64,
     pub end_to_end_1mp_ms: f64,
     pub end_to_end_breakdown_ms: [f64; 4],
     pub generator_params: usize,
@@ -90,6 +92,10 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         crate::model::Arch::Unet256 => GeneratorConfig::unet_for_size(a.size, a.ngf),
         crate::model::Arch::EffnetUnet => GeneratorConfig::effnet_unet(a.size),
     };
+    let m = gcfg.stride_multiple();
+    if a.size < m || !a.size.is_multiple_of(m) {
+        anyhow::bail!("--size {}: must be a multiple of {m} for {} at this size", a.size, gcfg.arch);
+    }
     eprintln!("{}: {:.2} GMAC per {} px image", gcfg.arch, gcfg.macs() as f64 / 1e9, a.size);
 
     let train_images_per_s = if a.no_train {
@@ -135,6 +141,15 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         "generator inference: {generator_ms:.1} ms per image ({} px, batch 1)",
         a.size
     );
+    let t0 = Instant::now();
+    for _ in 0..a.runs {
+        let _ = (net.forward(x.clone()) + net.forward(x.clone().flip([3])).flip([3])).into_data();
+    }
+    let generator_flip_average_ms = t0.elapsed().as_secs_f64() * 1000.0 / a.runs as f64;
+    eprintln!(
+        "generator inference with --flip-average: {generator_flip_average_ms:.1} ms per image ({:.2}x)",
+        generator_flip_average_ms / generator_ms
+    );
 
     let dir = tempfile_dir()?;
     let input = dir.join("bench-1mp.jpg");
@@ -170,6 +185,7 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         batch: a.batch,
         train_images_per_s,
         generator_ms,
+        generator_flip_average_ms,
         end_to_end_1mp_ms: best[3],
         end_to_end_breakdown_ms: [best[0], best[1], best[2], best[3]],
         generator_params,

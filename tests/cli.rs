@@ -213,6 +213,10 @@ fn usage_and_fatal_errors_exit_2_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let o = tinct(&["colorize"]);
     assert_eq!(o.status.code(), Some(2));
+    // A U-Net size its levels cannot halve evenly is refused, not a panic.
+    let o = tinct(&["bench", "--size", "192", "--no-train", "--runs", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("multiple of 128") && !stderr(&o).contains("panicked"), "{}", stderr(&o));
     let img = tmp.path().join("a.png");
     synthetic(8, 8, 0).save(&img).unwrap();
     let o = tinct(&[
