@@ -465,14 +465,17 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
     let names_file = !a.out.is_dir()
         && !out_text.ends_with(['/', std::path::MAIN_SEPARATOR])
         && image::ImageFormat::from_path(&a.out).is_ok();
-    let one_file = a.inputs.len() == 1 && Path::new(&a.inputs[0]).is_file();
-    if names_file && !one_file {
-        bail!("-o {out_text} names a file, but more than one image may be coloured: give a folder (end it with / to make a folder of this name)");
-    }
-    if let (true, Some(f)) = (names_file, &format)
-        && a.out.extension().is_some_and(|e| !e.eq_ignore_ascii_case(f))
-    {
-        bail!("-o {out_text} and --format {f} disagree; give one of them");
+    let several = a.inputs.len() > 1 || Path::new(&a.inputs[0]).is_dir() || a.inputs[0].contains(['*', '?', '[']);
+    if names_file {
+        if several {
+            bail!("-o {out_text} names a file, but more than one image may be coloured: give a folder (end it with / to make a folder of this name)");
+        }
+        crate::imageio::format_for(&a.out)?;
+        if let Some(f) = &format
+            && image::ImageFormat::from_extension(f) != image::ImageFormat::from_path(&a.out).ok()
+        {
+            bail!("-o {out_text} and --format {f} disagree; give one of them");
+        }
     }
     let (inputs, missing) = crate::infer::expand_inputs(&a.inputs, (!names_file).then_some(a.out.as_path()));
     for m in &missing {
@@ -539,6 +542,9 @@ fn load_colorizer(spec: &str, device: &burn::prelude::Device, o: &GanArgs) -> Re
 }
 
 fn eval(a: EvalArgs) -> Result<ExitCode> {
+    if a.limit == Some(0) {
+        bail!("--limit 0: nothing to evaluate; give at least 1");
+    }
     let opts = crate::eval::EvalOptions { out: a.out.clone(), limit: a.limit, grid_rows: a.grid_rows, quiet: a.quiet };
     let report = if let (Some(pred), Some(truth)) = (&a.pred, &a.truth) {
         if a.dir.is_some() || !a.model.is_empty() || !a.method.is_empty() {
@@ -549,9 +555,6 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         let Some(dir) = &a.dir else { bail!("give a ground-truth folder (tinct eval --model M DIR) or --pred DIR --truth DIR") };
         let device = crate::device_by_name(&a.device)?;
         a.classic.check_used(&a.method)?;
-        if a.limit == Some(0) {
-            bail!("--limit 0: nothing to evaluate; give at least 1");
-        }
         let mut methods = Vec::new();
         // The shipped photo model unless models are named or only classic methods are asked for.
         let default_gan = a.method.is_empty() || a.method.contains(&MethodKind::Gan);

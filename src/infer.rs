@@ -307,22 +307,37 @@ pub fn resolved(p: &Path) -> PathBuf {
     }
 }
 
+/// Where writing to `p` lands: its folder resolved, its own name kept (writing replaces a
+/// link at `p`, it does not write through it).
+fn resolved_target(p: &Path) -> PathBuf {
+    match (p.parent(), p.file_name()) {
+        (Some(dir), Some(name)) => resolved(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }).join(name),
+        _ => resolved(p),
+    }
+}
+
 /// The folder a glob pattern's matches are named relative to: its leading components
 /// without wildcards (`photos/*/a.jpg` -> `photos`).
 fn glob_base(pattern: &str) -> PathBuf {
     Path::new(pattern)
         .components()
+        .skip_while(|c| matches!(c, std::path::Component::CurDir))
         .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
         .collect()
 }
 
 /// Expands files, folders (recursively) and glob patterns into inputs, each file once.
-/// Images found by scanning a folder or a pattern are skipped when they lie under `skip`
-/// (the output folder, so that colouring `.` twice does not colour the first run's output).
-/// Returns the inputs and the arguments that matched nothing.
+/// When `skip` (the output folder) lies strictly inside a scanned folder (or a pattern's fixed
+/// part), the images under it are left out, so that colouring `.` twice does not colour the
+/// first run's output. Returns the inputs and the arguments that matched nothing.
 pub fn expand_inputs(args: &[String], skip: Option<&Path>) -> (Vec<Input>, Vec<String>) {
     let skip = skip.map(resolved);
-    let skipped = |f: &Path| skip.as_ref().is_some_and(|s| resolved(f).starts_with(s));
+    // The output folder to leave out of a scan of `base`, if it lies inside it.
+    let inner = |base: &Path| {
+        let base = resolved(if base.as_os_str().is_empty() { Path::new(".") } else { base });
+        skip.clone().filter(|s| s != &base && s.starts_with(&base))
+    };
+    let outside = |f: &Path, inner: &Option<PathBuf>| inner.as_ref().is_none_or(|s| !resolved(f).starts_with(s));
     let relative = |f: &Path, base: &Path| f.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| f.to_path_buf());
     let mut inputs = Vec::new();
     let mut missing = Vec::new();
@@ -330,9 +345,10 @@ pub fn expand_inputs(args: &[String], skip: Option<&Path>) -> (Vec<Input>, Vec<S
         let p = PathBuf::from(arg);
         if p.is_dir() {
             match crate::data::find_images(&p) {
-                Ok(files) if !files.is_empty() => inputs.extend(
-                    files.into_iter().filter(|f| !skipped(f)).map(|f| Input { rel: relative(&f, &p), path: f }),
-                ),
+                Ok(files) if !files.is_empty() => {
+                    let inner = inner(&p);
+                    inputs.extend(files.into_iter().filter(|f| outside(f, &inner)).map(|f| Input { rel: relative(&f, &p), path: f }))
+                }
                 Ok(_) => missing.push(format!("{arg}: no images in folder")),
                 Err(e) => missing.push(format!("{e:#}")),
             }
@@ -346,7 +362,8 @@ pub fn expand_inputs(args: &[String], skip: Option<&Path>) -> (Vec<Input>, Vec<S
                 missing.push(format!("{arg}: no file matches"));
             }
             let base = glob_base(arg);
-            inputs.extend(matches.into_iter().filter(|f| !skipped(f)).map(|f| Input { rel: relative(&f, &base), path: f }));
+            let inner = inner(&base);
+            inputs.extend(matches.into_iter().filter(|f| outside(f, &inner)).map(|f| Input { rel: relative(&f, &base), path: f }));
         } else {
             missing.push(format!("{arg}: no such file or folder"));
         }
@@ -394,14 +411,14 @@ pub fn run_batch(
                     opts.format.as_deref(),
                 )
             });
-            let target = resolved(&out);
+            let target = resolved_target(&out);
             let result = (|| -> Result<()> {
                 if sources.contains(&target) {
                     bail!("{}: its output {} would overwrite an input; choose another -o", input.path.display(), out.display());
                 }
                 if let Some(first) = written.get(&target) {
                     bail!(
-                        "{}: its output {} is already the output of {}; give their folder instead, or colour them separately",
+                        "{}: its output {} is also the output of {}; colour one of them into another folder",
                         input.path.display(),
                         out.display(),
                         first.display()
@@ -412,7 +429,9 @@ pub fn run_batch(
                 let colored = f(&img).map_err(|e| anyhow!("{}: {e:#}", input.path.display()))?;
                 crate::imageio::save(&colored, &out)
             })();
-            written.entry(target).or_insert_with(|| input.path.clone());
+            if result.is_ok() {
+                written.insert(target, input.path.clone());
+            }
             let r = match result {
                 Ok(()) => FileResult {
                     input: input.path.clone(),

@@ -600,7 +600,7 @@ fn outputs_never_clash_with_inputs_or_each_other() {
     // Two files named alike into one folder: the second is refused, naming the first.
     let o = gray_colorize(&[&p("coll/a/p.png"), &p("coll/b/p.png"), "-o", &p("flat")]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("already the output of"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is also the output of"), "{}", stderr(&o));
     assert!(Path::new(&p("flat/p.png")).exists());
     // Never over an input, and the input is untouched.
     let before = std::fs::read(p("coll/a/p.png")).unwrap();
@@ -618,7 +618,11 @@ fn outputs_never_clash_with_inputs_or_each_other() {
     }
     assert!(!Path::new(&p("coll/colorized/colorized")).exists());
     let n = std::fs::read_dir(p("coll/colorized/a")).unwrap().count();
-    assert!(n <= 2, "{n} entries: the linked folder was scanned more than once");
+    assert_eq!(n, 1, "the linked folder was scanned as well");
+    // An output folder above the inputs is not skipped: its files are the inputs.
+    let o = gray_colorize(&[&p("coll/b"), "-o", &p("coll")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(Path::new(&p("coll/p.png")).is_file());
     // -o naming a file with several inputs, an unknown --format, and a disagreement between
     // them are usage errors; a trailing / makes a folder of any name.
     for args in [
@@ -632,6 +636,8 @@ fn outputs_never_clash_with_inputs_or_each_other() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
     }
+    let o = gray_colorize(&[&p("typo.png"), "-o", &p("out.png")]);
+    assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
     let o = gray_colorize(&[&p("coll/a/p.png"), "-o", &format!("{}/", p("v1.2.png")), "--format", ".PNG"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(Path::new(&p("v1.2.png/p.png")).is_file());
@@ -664,6 +670,18 @@ fn train_checks_its_settings_before_writing_a_run() {
     let d = data.to_str().unwrap();
     let r = run.to_str().unwrap();
     let nodata = tmp.path().join("nodata");
+    // With --force, an old run is cleared only once the new one's data has been checked.
+    std::fs::create_dir_all(&run).unwrap();
+    let o = tinct(&["train", "--quiet", "--data", nodata.to_str().unwrap(), "--out", r, "--force"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    std::fs::write(run.join("config.json"), "old").unwrap();
+    let o = tinct(&["train", "--quiet", "--data", nodata.to_str().unwrap(), "--out", r, "--force"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(run.join("config.json")).unwrap(), "old");
+    std::fs::remove_file(run.join("config.json")).unwrap();
+    let o = tinct(&["train", "--quiet", "--data", d, "--out", r, "--resume"]);
+    assert!(stderr(&o).contains("no run to resume"), "an empty folder: {}", stderr(&o));
+    std::fs::remove_dir(&run).unwrap();
     for (args, says) in [
         (vec!["--data", d, "--out", r, "--resume"], "no run to resume"),
         (vec!["--data", nodata.to_str().unwrap(), "--out", r], "nodata"),

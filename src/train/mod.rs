@@ -87,7 +87,9 @@ pub struct TrainConfig {
     /// same network (its moving average when that is on, with no gradient) predicts for the
     /// mirrored input, mirrored back. It distils test-time mirror averaging (`--flip-average`)
     /// into one pass: colours the two views disagree on are pulled towards their mean
-    /// (0: off).
+    /// (0: off). Like a mean teacher, the target is the inference form of the network (batch
+    /// norm on running statistics, no dropout), so with dropout (unet256) it also pulls the
+    /// noisy training output towards the deterministic one.
     #[config(default = 0.0)]
     pub mirror_weight: f32,
 }
@@ -380,8 +382,9 @@ pub fn train(
     device: &Device,
 ) -> Result<Vec<EpochLog>> {
     let out = &paths.out;
-    if opts.resume && !out.exists() {
-        bail!("{}: no run to resume (the folder does not exist); leave out --resume to start one", out.display());
+    let has_files = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if opts.resume && !has_files {
+        bail!("{}: no run to resume (no such folder, or it is empty); leave out --resume to start one", out.display());
     }
     let resuming = opts.resume && Checkpoint::latest(out)?.is_some();
     let mut clear_first = false;
@@ -394,11 +397,7 @@ pub fn train(
         }
         (saved, saved_paths)
     } else {
-        if out.exists()
-            && std::fs::read_dir(out)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(false)
-        {
+        if has_files {
             if opts.resume {
                 bail!("{}: no checkpoint to resume from; start the run again with --force", out.display());
             }
@@ -408,7 +407,7 @@ pub fn train(
                     out.display()
                 );
             }
-            // Cleared once the new run's settings and data have been checked.
+            // Cleared once the new run's settings, data and weights have been checked.
             clear_first = true;
         }
         (config, paths.clone())
@@ -425,7 +424,7 @@ pub fn train(
             );
         }
     }
-    // Data, checked before anything is written.
+    // Data and weights are checked before a new run writes (or clears) anything.
     let (train_files, val_files) = match &paths.val {
         Some(v) => (data::require_images(&paths.data)?, data::require_images(v)?),
         None => {
@@ -439,11 +438,6 @@ pub fn train(
             data::split(all, config.val_fraction, config.seed)
         }
     };
-    if clear_first {
-        checkpoint::clear_run_dir(out)?;
-    }
-    std::fs::create_dir_all(out.join("samples"))
-        .with_context(|| format!("{}: cannot create", out.display()))?;
     let size = config.size();
     let bad = BadFiles::default();
     let quiet = opts.quiet;
@@ -474,11 +468,6 @@ pub fn train(
             say(quiet, format!("generator initialised from {}", m.display()));
         }
         trainer.reset_ema();
-        checkpoint::write_run_config(out, &config, &paths)?;
-        crate::imageio::write_bytes_atomic(
-            &out.join("log.csv"),
-            format!("{LOG_HEADER}\n").as_bytes(),
-        )?;
     }
     say(
         quiet,
@@ -507,6 +496,15 @@ pub fn train(
     );
     if val_samples.is_empty() {
         bail!("no validation image could be decoded");
+    }
+    if clear_first {
+        checkpoint::clear_run_dir(out)?;
+    }
+    std::fs::create_dir_all(out.join("samples"))
+        .with_context(|| format!("{}: cannot create", out.display()))?;
+    if !resuming {
+        checkpoint::write_run_config(out, &config, &paths)?;
+        crate::imageio::write_bytes_atomic(&out.join("log.csv"), format!("{LOG_HEADER}\n").as_bytes())?;
     }
 
     let mut logs = Vec::new();
