@@ -43,7 +43,11 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     let (mut tot_native, mut tot_shift) = (0.0, 0.0);
     for (c, h, k, s, name) in shapes {
-        let pad = if s == 1 { [k / 2; 4] } else { [(k - s) / 2, (k - s) / 2, k - s - (k - s) / 2, k - s - (k - s) / 2] };
+        let pad = if s == 1 {
+            [k / 2; 4]
+        } else {
+            [(k - s) / 2, (k - s) / 2, k - s - (k - s) / 2, k - s - (k - s) / 2]
+        };
         let mut conv = Conv2dConfig::new([c, c], [k, k])
             .with_groups(c)
             .with_stride([s, s])
@@ -77,7 +81,13 @@ fn main() {
         });
         tot_native += tn;
         tot_shift += ts;
-        println!("| {name} | {c} x {h} | {k}/{s} | {tn:.1} | {ts:.1} | {:.1}x | {diff:.1e} |", tn / ts);
+        println!(
+            "| {name} | {c} x {h} | {k}/{s} | {tn:.1} | {ts:.1} | {:.1}x | {diff:.1e} |",
+            tn / ts
+        );
     }
-    println!("| all | | | {tot_native:.0} | {tot_shift:.0} | {:.1}x | |", tot_native / tot_shift);
+    println!(
+        "| all | | | {tot_native:.0} | {tot_shift:.0} | {:.1}x | |",
+        tot_native / tot_shift
+    );
 }

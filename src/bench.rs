@@ -94,9 +94,18 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
     };
     let m = gcfg.stride_multiple();
     if a.size < m || !a.size.is_multiple_of(m) {
-        anyhow::bail!("--size {}: must be a multiple of {m} for {} at this size", a.size, gcfg.arch);
+        anyhow::bail!(
+            "--size {}: must be a multiple of {m} for {} at this size",
+            a.size,
+            gcfg.arch
+        );
     }
-    eprintln!("{}: {:.2} GMAC per {} px image", gcfg.arch, gcfg.macs() as f64 / 1e9, a.size);
+    eprintln!(
+        "{}: {:.2} GMAC per {} px image",
+        gcfg.arch,
+        gcfg.macs() as f64 / 1e9,
+        a.size
+    );
 
     let train_images_per_s = if a.no_train {
         None

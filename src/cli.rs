@@ -231,9 +231,19 @@ impl ClassicArgs {
     /// silently ignored otherwise).
     fn check_used(&self, methods: &[MethodKind]) -> Result<()> {
         let given = [
-            (self.reference.is_some(), "--reference", MethodKind::Reference, "reference"),
+            (
+                self.reference.is_some(),
+                "--reference",
+                MethodKind::Reference,
+                "reference",
+            ),
             (self.hints.is_some(), "--hints", MethodKind::Hints, "hints"),
-            (self.palette.is_some() || self.palette_strength != 1.0, "--palette/--palette-strength", MethodKind::Palette, "palette"),
+            (
+                self.palette.is_some() || self.palette_strength != 1.0,
+                "--palette/--palette-strength",
+                MethodKind::Palette,
+                "palette",
+            ),
         ];
         for (present, flag, kind, name) in given {
             if present && !methods.contains(&kind) {
@@ -356,13 +366,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(a) => {
-            let srcs = a.model.iter().map(|m| crate::zoo::resolve_file(m)).collect::<Result<Vec<_>>>()?;
+            let srcs = a
+                .model
+                .iter()
+                .map(|m| crate::zoo::resolve_file(m))
+                .collect::<Result<Vec<_>>>()?;
             let cfg = crate::model::store::export_generator(&srcs, &a.output, a.size, a.half)?;
             println!(
                 "{}: {} model{}, working size {} px, {} weights",
                 a.output.display(),
                 cfg.arch,
-                if srcs.len() > 1 { format!(" (average of {})", srcs.len()) } else { String::new() },
+                if srcs.len() > 1 {
+                    format!(" (average of {})", srcs.len())
+                } else {
+                    String::new()
+                },
                 cfg.size,
                 if a.half { "f16" } else { "f32" }
             );
@@ -423,9 +441,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     );
     let init_from = a.init_from.as_deref().map(crate::zoo::resolve_file).transpose()?;
     let encoder_weights = match (a.arch, a.encoder_weights) {
-        (Arch::EffnetUnet, None) if !a.resume && init_from.is_none() => {
-            Some(crate::zoo::encoder_weights()?)
-        }
+        (Arch::EffnetUnet, None) if !a.resume && init_from.is_none() => Some(crate::zoo::encoder_weights()?),
         (_, w) => w,
     };
     let paths = RunPaths {
@@ -468,7 +484,9 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
     let several = a.inputs.len() > 1 || Path::new(&a.inputs[0]).is_dir() || a.inputs[0].contains(['*', '?', '[']);
     if names_file {
         if several {
-            bail!("-o {out_text} names a file, but more than one image may be coloured: give a folder (end it with / to make a folder of this name)");
+            bail!(
+                "-o {out_text} names a file, but more than one image may be coloured: give a folder (end it with / to make a folder of this name)"
+            );
         }
         crate::imageio::format_for(&a.out)?;
         if let Some(f) = &format
@@ -521,10 +539,7 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
     );
     let failed = results.iter().filter(|r| r.error.is_some()).count() + missing.len();
     if failed > 0 {
-        eprintln!(
-            "{failed} of {} input(s) failed",
-            results.len() + missing.len()
-        );
+        eprintln!("{failed} of {} input(s) failed", results.len() + missing.len());
         return Ok(ExitCode::from(EXIT_PARTIAL));
     }
     Ok(ExitCode::SUCCESS)
@@ -545,27 +560,40 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     if a.limit == Some(0) {
         bail!("--limit 0: nothing to evaluate; give at least 1");
     }
-    let opts = crate::eval::EvalOptions { out: a.out.clone(), limit: a.limit, grid_rows: a.grid_rows, quiet: a.quiet };
+    let opts = crate::eval::EvalOptions {
+        out: a.out.clone(),
+        limit: a.limit,
+        grid_rows: a.grid_rows,
+        quiet: a.quiet,
+    };
     let report = if let (Some(pred), Some(truth)) = (&a.pred, &a.truth) {
         if a.dir.is_some() || !a.model.is_empty() || !a.method.is_empty() {
             bail!("--pred/--truth scores existing predictions; do not combine them with DIR, --model or --method");
         }
         crate::eval::eval_pairs(pred, truth, &opts)?
     } else {
-        let Some(dir) = &a.dir else { bail!("give a ground-truth folder (tinct eval --model M DIR) or --pred DIR --truth DIR") };
+        let Some(dir) = &a.dir else {
+            bail!("give a ground-truth folder (tinct eval --model M DIR) or --pred DIR --truth DIR")
+        };
         let device = crate::device_by_name(&a.device)?;
         a.classic.check_used(&a.method)?;
         let mut methods = Vec::new();
         // The shipped photo model unless models are named or only classic methods are asked for.
         let default_gan = a.method.is_empty() || a.method.contains(&MethodKind::Gan);
-        let models = if a.model.is_empty() && default_gan { vec![crate::zoo::DEFAULT_MODEL.to_string()] } else { a.model.clone() };
+        let models = if a.model.is_empty() && default_gan {
+            vec![crate::zoo::DEFAULT_MODEL.to_string()]
+        } else {
+            a.model.clone()
+        };
         for m in &models {
             methods.push(Method::Gan(Box::new(load_colorizer(m, &device, &a.gan)?)));
         }
         for &k in &a.method {
             match k {
                 MethodKind::Gan => {}
-                MethodKind::Hints => bail!("--method hints needs per-image scribbles and cannot be evaluated on a folder"),
+                MethodKind::Hints => {
+                    bail!("--method hints needs per-image scribbles and cannot be evaluated on a folder")
+                }
                 k => methods.push(Method::classic(k, &a.classic.options())?),
             }
         }
@@ -576,14 +604,21 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         eprintln!("error: {e}");
     }
     eprintln!("report: {}", a.out.join("report.html").display());
-    Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PARTIAL) })
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    })
 }
 
 fn video(a: VideoArgs) -> Result<ExitCode> {
     use crate::video::{VideoInput, VideoOptions, VideoOutput};
     let device = crate::device_by_name(&a.device)?;
     let input = match (&a.input, &a.from_frames) {
-        (_, Some(dir)) => VideoInput::Frames { dir: dir.clone(), frame_rate: a.fps },
+        (_, Some(dir)) => VideoInput::Frames {
+            dir: dir.clone(),
+            frame_rate: a.fps,
+        },
         (Some(f), None) => VideoInput::File(f.clone()),
         (None, None) => bail!("give an input video or --from-frames DIR"),
     };

@@ -76,11 +76,7 @@ fn lab_f(t: f32) -> f32 {
 #[inline]
 fn lab_f_inv(f: f32) -> f32 {
     let f3 = f * f * f;
-    if f3 > EPSILON {
-        f3
-    } else {
-        (116.0 * f - 16.0) / KAPPA
-    }
+    if f3 > EPSILON { f3 } else { (116.0 * f - 16.0) / KAPPA }
 }
 
 /// sRGB in [0, 1] -> XYZ (D65, Y of white = 1).
@@ -88,11 +84,7 @@ fn lab_f_inv(f: f32) -> f32 {
 pub fn srgb_to_xyz(rgb: [f32; 3]) -> [f32; 3] {
     mat3(
         &RGB_TO_XYZ,
-        [
-            srgb_to_linear(rgb[0]),
-            srgb_to_linear(rgb[1]),
-            srgb_to_linear(rgb[2]),
-        ],
+        [srgb_to_linear(rgb[0]), srgb_to_linear(rgb[1]), srgb_to_linear(rgb[2])],
     )
 }
 
@@ -186,7 +178,11 @@ pub fn linear_to_srgb8(v: f32) -> u8 {
         // Code k + 1 starts where 255 * srgb(v) = k + 0.5.
         let steps: [f32; 255] = std::array::from_fn(|k| {
             let s = (k as f64 + 0.5) / 255.0;
-            let lin = if s <= 0.04045 { s / 12.92 } else { ((s + 0.055) / 1.055).powf(2.4) };
+            let lin = if s <= 0.04045 {
+                s / 12.92
+            } else {
+                ((s + 0.055) / 1.055).powf(2.4)
+            };
             lin as f32
         });
         let start = std::array::from_fn(|i| steps.partition_point(|&x| x <= i as f32 / BINS as f32) as u8);
@@ -280,7 +276,12 @@ pub struct LabImage {
 
 impl LabImage {
     /// Builds the planes from interleaved samples, converting pixels in parallel.
-    fn from_samples<T: Sync>(width: u32, height: u32, samples: &[T], convert: impl Fn(&[T]) -> [f32; 3] + Sync) -> Self {
+    fn from_samples<T: Sync>(
+        width: u32,
+        height: u32,
+        samples: &[T],
+        convert: impl Fn(&[T]) -> [f32; 3] + Sync,
+    ) -> Self {
         let n = (width * height) as usize;
         let (mut l, mut a, mut b) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         l.par_chunks_mut(ROW_CHUNK)
@@ -298,7 +299,9 @@ impl LabImage {
 
     /// Converts an 8-bit sRGB image.
     pub fn from_rgb8(img: &RgbImage) -> Self {
-        Self::from_samples(img.width(), img.height(), img.as_raw(), |p| rgb8_to_lab([p[0], p[1], p[2]]))
+        Self::from_samples(img.width(), img.height(), img.as_raw(), |p| {
+            rgb8_to_lab([p[0], p[1], p[2]])
+        })
     }
 
     /// Converts a floating-point sRGB image (components in [0, 1]; 16-bit inputs keep
@@ -326,7 +329,13 @@ impl LabImage {
     pub fn lightness_from_rgb8(img: &RgbImage) -> Self {
         let l = l_plane_rgb8(img);
         let n = l.len();
-        Self { width: img.width(), height: img.height(), l, a: vec![0.0; n], b: vec![0.0; n] }
+        Self {
+            width: img.width(),
+            height: img.height(),
+            l,
+            a: vec![0.0; n],
+            b: vec![0.0; n],
+        }
     }
 
     /// Gray image (a = b = 0) from an 8-bit luma image interpreted as sRGB gray.
@@ -400,10 +409,7 @@ mod tests {
         for (rgb, want) in cases {
             let got = rgb8_to_lab(rgb);
             for k in 0..3 {
-                assert!(
-                    close(got[k], want[k], 0.02),
-                    "{rgb:?}: got {got:?}, want {want:?}"
-                );
+                assert!(close(got[k], want[k], 0.02), "{rgb:?}: got {got:?}, want {want:?}");
             }
         }
     }
@@ -434,7 +440,9 @@ mod tests {
 
     #[test]
     fn lightness_only_conversion_matches_the_full_one() {
-        let img = RgbImage::from_fn(37, 23, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x * y) % 256) as u8]));
+        let img = RgbImage::from_fn(37, 23, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x * y) % 256) as u8])
+        });
         let full = LabImage::from_rgb8(&img);
         let l = LabImage::lightness_from_rgb8(&img);
         assert_eq!(l.l, full.l);
@@ -444,21 +452,13 @@ mod tests {
     #[test]
     fn round_trip_within_one_level() {
         // Every 5th level on each axis plus the extremes: 52^3 colours.
-        let levels: Vec<u8> = (0..=255u16)
-            .step_by(5)
-            .map(|v| v as u8)
-            .chain([255])
-            .collect();
+        let levels: Vec<u8> = (0..=255u16).step_by(5).map(|v| v as u8).chain([255]).collect();
         for &r in &levels {
             for &g in &levels {
                 for &b in &levels {
                     let back = lab_to_rgb8(rgb8_to_lab([r, g, b]));
                     for (x, y) in [r, g, b].iter().zip(back) {
-                        assert!(
-                            (*x as i16 - y as i16).abs() <= 1,
-                            "{:?} -> {back:?}",
-                            [r, g, b]
-                        );
+                        assert!((*x as i16 - y as i16).abs() <= 1, "{:?} -> {back:?}", [r, g, b]);
                     }
                 }
             }

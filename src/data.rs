@@ -37,10 +37,11 @@ pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>> {
         if !seen.insert(d.canonicalize().unwrap_or_else(|_| d.clone())) {
             continue;
         }
-        let entries = std::fs::read_dir(&d)
-            .with_context(|| format!("{}: cannot read folder", d.display()))?;
+        let entries = std::fs::read_dir(&d).with_context(|| format!("{}: cannot read folder", d.display()))?;
         for entry in entries {
-            let path = entry.with_context(|| format!("{}: cannot read folder", d.display()))?.path();
+            let path = entry
+                .with_context(|| format!("{}: cannot read folder", d.display()))?
+                .path();
             if path.is_dir() {
                 stack.push(path);
             } else if is_image_path(&path) {
@@ -54,11 +55,7 @@ pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// A deterministic split: the files are shuffled with `seed` and the last `val_fraction`
 /// (at least one file when there are two or more) become the validation set.
-pub fn split(
-    mut files: Vec<PathBuf>,
-    val_fraction: f64,
-    seed: u64,
-) -> (Vec<PathBuf>, Vec<PathBuf>) {
+pub fn split(mut files: Vec<PathBuf>, val_fraction: f64, seed: u64) -> (Vec<PathBuf>, Vec<PathBuf>) {
     files.sort();
     files.shuffle(&mut StdRng::seed_from_u64(seed));
     let n_val = if files.len() < 2 {
@@ -89,7 +86,10 @@ pub struct Augment {
 
 impl Augment {
     /// The whole image, not mirrored.
-    pub const NONE: Augment = Augment { flip: false, crop: [0.0, 0.0, 1.0, 1.0] };
+    pub const NONE: Augment = Augment {
+        flip: false,
+        crop: [0.0, 0.0, 1.0, 1.0],
+    };
 }
 
 /// Decodes `path`, crops and mirrors it as `aug` says, resizes it to `size`x`size` with
@@ -113,12 +113,7 @@ pub fn load_sample(path: &Path, size: u32, aug: Augment) -> Result<Sample> {
 /// Scales a L*a*b* image into a [`Sample`].
 pub fn sample_from_lab(lab: &LabImage) -> Sample {
     let l = lab.l.iter().map(|&v| scale::l_to_net(v)).collect();
-    let ab = lab
-        .a
-        .iter()
-        .chain(lab.b.iter())
-        .map(|&v| scale::ab_to_net(v))
-        .collect();
+    let ab = lab.a.iter().chain(lab.b.iter()).map(|&v| scale::ab_to_net(v)).collect();
     Sample { l, ab }
 }
 
@@ -147,10 +142,7 @@ pub struct BadFiles(Arc<Mutex<HashSet<PathBuf>>>);
 impl BadFiles {
     /// Records a failure; returns true the first time a file fails.
     pub fn report(&self, path: &Path) -> bool {
-        self.0
-            .lock()
-            .map(|mut s| s.insert(path.to_path_buf()))
-            .unwrap_or(false)
+        self.0.lock().map(|mut s| s.insert(path.to_path_buf())).unwrap_or(false)
     }
     pub fn contains(&self, path: &Path) -> bool {
         self.0.lock().map(|s| s.contains(path)).unwrap_or(false)
@@ -199,7 +191,9 @@ pub fn epoch_plan(n: usize, seed: u64, epoch: usize, augment: bool, crop_min: f3
     let mut rng = StdRng::seed_from_u64(mix);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut rng);
-    let flips: Vec<bool> = (0..n).map(|_| augment && rand::Rng::random_bool(&mut rng, 0.5)).collect();
+    let flips: Vec<bool> = (0..n)
+        .map(|_| augment && rand::Rng::random_bool(&mut rng, 0.5))
+        .collect();
     let mut crop_rng = StdRng::seed_from_u64(mix ^ 0x5EED_C0DE_CAFE_F00D);
     let augs = flips
         .into_iter()
@@ -207,7 +201,12 @@ pub fn epoch_plan(n: usize, seed: u64, epoch: usize, augment: bool, crop_min: f3
             let crop = if crop_min < 1.0 {
                 use rand::Rng;
                 let f = crop_rng.random_range(crop_min.max(0.0)..=1.0);
-                [crop_rng.random_range(0.0..=1.0 - f), crop_rng.random_range(0.0..=1.0 - f), f, f]
+                [
+                    crop_rng.random_range(0.0..=1.0 - f),
+                    crop_rng.random_range(0.0..=1.0 - f),
+                    f,
+                    f,
+                ]
             } else {
                 Augment::NONE.crop
             };
@@ -286,9 +285,7 @@ mod tests {
 
     #[test]
     fn split_is_deterministic_and_80_20() {
-        let files: Vec<PathBuf> = (0..100)
-            .map(|i| PathBuf::from(format!("{i:03}.png")))
-            .collect();
+        let files: Vec<PathBuf> = (0..100).map(|i| PathBuf::from(format!("{i:03}.png"))).collect();
         let (t1, v1) = split(files.clone(), 0.2, 7);
         let (t2, v2) = split(files.iter().rev().cloned().collect(), 0.2, 7);
         assert_eq!((t1.len(), v1.len()), (80, 20));
@@ -337,15 +334,27 @@ mod tests {
     fn load_sample_crops_the_chosen_window() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("halves.png");
-        image::RgbImage::from_fn(40, 20, |x, _| if x < 20 { image::Rgb([0, 0, 0]) } else { image::Rgb([255, 255, 255]) })
-            .save(&path)
-            .unwrap();
+        image::RgbImage::from_fn(40, 20, |x, _| {
+            if x < 20 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        })
+        .save(&path)
+        .unwrap();
         let mean_l = |aug| {
             let s = load_sample(&path, 8, aug).unwrap();
             s.l.iter().map(|&v| scale::l_from_net(v)).sum::<f32>() / s.l.len() as f32
         };
-        let left = Augment { flip: false, crop: [0.0, 0.0, 0.5, 1.0] };
-        let right = Augment { flip: true, crop: [0.5, 0.0, 0.5, 1.0] };
+        let left = Augment {
+            flip: false,
+            crop: [0.0, 0.0, 0.5, 1.0],
+        };
+        let right = Augment {
+            flip: true,
+            crop: [0.5, 0.0, 0.5, 1.0],
+        };
         assert!(mean_l(left) < 0.5, "{}", mean_l(left));
         assert!(mean_l(right) > 99.5, "{}", mean_l(right));
         assert!((mean_l(Augment::NONE) - 50.0).abs() < 5.0);

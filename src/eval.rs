@@ -67,7 +67,13 @@ impl Report {
         for m in &self.summary {
             s += &format!(
                 "{:<28} {:>6} {:>7.2} {:>6.3} {:>7.2} {:>6.3} {:>8.1} {:>8.1}\n",
-                m.method, m.mean.images, m.mean.psnr, m.mean.ssim, m.mean.ciede2000, m.mean.ab_auc, m.mean.colourfulness,
+                m.method,
+                m.mean.images,
+                m.mean.psnr,
+                m.mean.ssim,
+                m.mean.ciede2000,
+                m.mean.ab_auc,
+                m.mean.colourfulness,
                 m.mean.colourfulness_truth
             );
         }
@@ -147,7 +153,11 @@ pub fn eval_methods(methods: Vec<Method>, truth_dir: &Path, opts: &EvalOptions) 
         for (i, s, secs) in scores {
             per_method[i].0.push(s.clone());
             per_method[i].1 += secs;
-            images.push(ImageScore { file: rel_name(f, truth_dir), method: names[i].clone(), metrics: s });
+            images.push(ImageScore {
+                file: rel_name(f, truth_dir),
+                method: names[i].clone(),
+                metrics: s,
+            });
         }
     }
     let summary = names
@@ -159,7 +169,12 @@ pub fn eval_methods(methods: Vec<Method>, truth_dir: &Path, opts: &EvalOptions) 
             seconds_per_image: secs / all.len().max(1) as f64,
         })
         .collect();
-    let report = Report { truth_dir: truth_dir.display().to_string(), summary, images, errors };
+    let report = Report {
+        truth_dir: truth_dir.display().to_string(),
+        summary,
+        images,
+        errors,
+    };
     let grids = grids_for_methods(&report, &methods, truth_dir, opts.grid_rows)?;
     write_report(&report, &grids, &opts.out)?;
     Ok(report)
@@ -183,7 +198,10 @@ pub fn eval_pairs(pred_dir: &Path, truth_dir: &Path, opts: &EvalOptions) -> Resu
         .par_iter()
         .map(|t| {
             let rel = rel_name(t, truth_dir);
-            let stem = t.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = t
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let r = (|| -> Result<ImageScore> {
                 let p = by_rel
                     .get(&rel)
@@ -191,8 +209,13 @@ pub fn eval_pairs(pred_dir: &Path, truth_dir: &Path, opts: &EvalOptions) -> Resu
                     .with_context(|| format!("{}: no prediction for it in {}", t.display(), pred_dir.display()))?;
                 let pred = crate::imageio::open(p)?.to_rgb8();
                 let truth = crate::imageio::open(t)?.to_rgb8();
-                let m = metrics::compare(&pred, &truth).with_context(|| format!("{} vs {}", p.display(), t.display()))?;
-                Ok(ImageScore { file: rel, method: "pred".into(), metrics: m })
+                let m =
+                    metrics::compare(&pred, &truth).with_context(|| format!("{} vs {}", p.display(), t.display()))?;
+                Ok(ImageScore {
+                    file: rel,
+                    method: "pred".into(),
+                    metrics: m,
+                })
             })();
             progress.inc(1);
             r.map_err(|e| format!("{e:#}"))
@@ -208,11 +231,23 @@ pub fn eval_pairs(pred_dir: &Path, truth_dir: &Path, opts: &EvalOptions) -> Resu
         }
     }
     if images.is_empty() {
-        bail!("no prediction could be scored: {}", errors.first().cloned().unwrap_or_default());
+        bail!(
+            "no prediction could be scored: {}",
+            errors.first().cloned().unwrap_or_default()
+        );
     }
     let all: Vec<Metrics> = images.iter().map(|i| i.metrics.clone()).collect();
-    let summary = vec![MethodSummary { method: "pred".into(), mean: metrics::mean_metrics(&all), seconds_per_image: 0.0 }];
-    let report = Report { truth_dir: truth_dir.display().to_string(), summary, images, errors };
+    let summary = vec![MethodSummary {
+        method: "pred".into(),
+        mean: metrics::mean_metrics(&all),
+        seconds_per_image: 0.0,
+    }];
+    let report = Report {
+        truth_dir: truth_dir.display().to_string(),
+        summary,
+        images,
+        errors,
+    };
     write_report(&report, &[], &opts.out)?;
     Ok(report)
 }
@@ -227,7 +262,12 @@ fn thumb(img: &RgbImage) -> RgbImage {
 
 /// For each method, a grid of its best and worst images (by CIEDE2000): each row is
 /// gray | every method | truth.
-fn grids_for_methods(report: &Report, methods: &[Method], truth_dir: &Path, rows: usize) -> Result<Vec<(String, RgbImage)>> {
+fn grids_for_methods(
+    report: &Report,
+    methods: &[Method],
+    truth_dir: &Path,
+    rows: usize,
+) -> Result<Vec<(String, RgbImage)>> {
     let mut grids = Vec::new();
     for m in methods.iter().filter(|m| !matches!(m, Method::Gray)) {
         let name = m.name();
@@ -250,8 +290,14 @@ fn grids_for_methods(report: &Report, methods: &[Method], truth_dir: &Path, rows
         if row_imgs.is_empty() {
             continue;
         }
-        let widths: Vec<u32> = (0..row_imgs[0].len()).map(|c| row_imgs.iter().map(|r| r[c].width()).max().unwrap_or(0)).collect();
-        let mut grid = RgbImage::from_pixel(widths.iter().sum::<u32>() + 4 * widths.len() as u32, (THUMB_H + 4) * row_imgs.len() as u32, image::Rgb([255, 255, 255]));
+        let widths: Vec<u32> = (0..row_imgs[0].len())
+            .map(|c| row_imgs.iter().map(|r| r[c].width()).max().unwrap_or(0))
+            .collect();
+        let mut grid = RgbImage::from_pixel(
+            widths.iter().sum::<u32>() + 4 * widths.len() as u32,
+            (THUMB_H + 4) * row_imgs.len() as u32,
+            image::Rgb([255, 255, 255]),
+        );
         for (r, tiles) in row_imgs.iter().enumerate() {
             let mut x = 0;
             for (c, t) in tiles.iter().enumerate() {
@@ -269,28 +315,47 @@ fn jpeg_data_uri(img: &RgbImage) -> Result<String> {
     let mut bytes = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85);
     img.write_with_encoder(enc).context("cannot encode grid")?;
-    Ok(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+    Ok(format!(
+        "data:image/jpeg;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn write_report(report: &Report, grids: &[(String, RgbImage)], out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    crate::imageio::write_bytes_atomic(&out.join("report.json"), serde_json::to_string_pretty(report)?.as_bytes())?;
+    crate::imageio::write_bytes_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(report)?.as_bytes(),
+    )?;
     let mut h = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>tinct eval</title><style>\
 body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}\
 td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>",
     );
-    h += &format!("<h1>tinct eval</h1><p>Ground truth: {}</p>", html_escape(&report.truth_dir));
+    h += &format!(
+        "<h1>tinct eval</h1><p>Ground truth: {}</p>",
+        html_escape(&report.truth_dir)
+    );
     h += "<table><tr><th>method</th><th>images</th><th>PSNR (dB)</th><th>SSIM</th><th>ΔE2000</th><th>AuC</th><th>colourfulness</th><th>truth colourfulness</th><th>s/image</th></tr>";
     for m in &report.summary {
         h += &format!(
             "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.3}</td><td>{:.2}</td><td>{:.3}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td></tr>",
-            html_escape(&m.method), m.mean.images, m.mean.psnr, m.mean.ssim, m.mean.ciede2000, m.mean.ab_auc, m.mean.colourfulness,
-            m.mean.colourfulness_truth, m.seconds_per_image
+            html_escape(&m.method),
+            m.mean.images,
+            m.mean.psnr,
+            m.mean.ssim,
+            m.mean.ciede2000,
+            m.mean.ab_auc,
+            m.mean.colourfulness,
+            m.mean.colourfulness_truth,
+            m.seconds_per_image
         );
     }
     h += "</table><p>PSNR and SSIM on 8-bit RGB (PSNR capped at 100 dB for identical images); ΔE2000 is the mean over pixels; \

@@ -46,9 +46,7 @@ pub fn decode_bytes(bytes: &[u8], hint: Option<ImageFormat>) -> Result<DynamicIm
     }
     let mut reader = ImageReader::new(std::io::Cursor::new(bytes));
     reader.limits(limits());
-    let reader = reader
-        .with_guessed_format()
-        .map_err(|e| anyhow!("cannot read: {e}"))?;
+    let reader = reader.with_guessed_format().map_err(|e| anyhow!("cannot read: {e}"))?;
     // Every supported format starts with a signature, so content that matches none is not an
     // image, whatever its extension says.
     if reader.format().is_none() {
@@ -115,8 +113,15 @@ pub fn is_high_bit_depth(img: &DynamicImage) -> bool {
 
 /// The image format an output path's extension names (one of [`crate::data::IMAGE_EXTENSIONS`]).
 pub fn format_for(path: &Path) -> Result<ImageFormat> {
-    let format = crate::data::is_image_path(path).then(|| ImageFormat::from_path(path).ok()).flatten();
-    format.ok_or_else(|| anyhow!("{}: unknown output format (use .png, .jpg, .webp, .tif or .bmp)", path.display()))
+    let format = crate::data::is_image_path(path)
+        .then(|| ImageFormat::from_path(path).ok())
+        .flatten();
+    format.ok_or_else(|| {
+        anyhow!(
+            "{}: unknown output format (use .png, .jpg, .webp, .tif or .bmp)",
+            path.display()
+        )
+    })
 }
 
 /// A `--format` value as a file extension (`PNG`, `.png` -> `png`), or an error naming the
@@ -143,13 +148,11 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
 /// crash never leaves a half-written file under the final name.
 pub fn write_atomic(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
     }
     let tmp = temp_sibling(path);
     let result = f(&tmp).and_then(|_| {
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("{}: cannot rename into place", path.display()))
+        std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -169,7 +172,9 @@ pub fn save(img: &DynamicImage, path: &Path) -> Result<()> {
                 img.to_rgb8().write_with_encoder(enc)
             }
             ImageFormat::Png | ImageFormat::Tiff => img.save_with_format(tmp, format),
-            ImageFormat::WebP if img.color().has_alpha() => DynamicImage::ImageRgba8(img.to_rgba8()).save_with_format(tmp, format),
+            ImageFormat::WebP if img.color().has_alpha() => {
+                DynamicImage::ImageRgba8(img.to_rgba8()).save_with_format(tmp, format)
+            }
             _ => DynamicImage::ImageRgb8(img.to_rgb8()).save_with_format(tmp, format),
         };
         res.with_context(|| format!("{}: cannot write image", path.display()))
@@ -233,7 +238,8 @@ mod tests {
         let mut bytes = Vec::new();
         let mut enc = JpegEncoder::new_with_quality(&mut bytes, 95);
         enc.set_exif_metadata(exif_orientation(6)).unwrap();
-        enc.write_image(img.as_raw(), 20, 10, image::ExtendedColorType::L8).unwrap();
+        enc.write_image(img.as_raw(), 20, 10, image::ExtendedColorType::L8)
+            .unwrap();
         let decoded = decode_bytes(&bytes, None).unwrap().to_luma8();
         assert_eq!(decoded.dimensions(), (10, 20));
         // After a clockwise turn the former left (black) half is on top.
@@ -244,7 +250,8 @@ mod tests {
     fn truncated_jpeg_and_non_images_are_errors() {
         let img = image::RgbImage::from_pixel(16, 16, image::Rgb([10, 200, 30]));
         let mut bytes = Vec::new();
-        img.write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, 90)).unwrap();
+        img.write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, 90))
+            .unwrap();
         assert!(decode_bytes(&bytes, None).is_ok());
         let err = decode_bytes(&bytes[..bytes.len() - 10], None).unwrap_err().to_string();
         assert!(err.contains("truncated"), "{err}");

@@ -33,10 +33,21 @@ fn plane(w: u32, h: u32, v: Vec<f32>) -> PlaneF32 {
 
 /// Resizes a plane of values in `[lo, hi]`. The `image` crate clamps `f32` samples to
 /// [0, 1] when resampling, so values are mapped into that range and back.
-fn resize_plane(values: &[f32], (w, h): (u32, u32), (nw, nh): (u32, u32), lo: f32, hi: f32, filter: FilterType) -> Vec<f32> {
+fn resize_plane(
+    values: &[f32],
+    (w, h): (u32, u32),
+    (nw, nh): (u32, u32),
+    lo: f32,
+    hi: f32,
+    filter: FilterType,
+) -> Vec<f32> {
     let span = hi - lo;
     let unit = plane(w, h, values.iter().map(|&v| (v - lo) / span).collect());
-    image::imageops::resize(&unit, nw, nh, filter).into_raw().into_iter().map(|u| lo + u * span).collect()
+    image::imageops::resize(&unit, nw, nh, filter)
+        .into_raw()
+        .into_iter()
+        .map(|u| lo + u * span)
+        .collect()
 }
 
 /// A generator ready for inference.
@@ -74,12 +85,7 @@ impl Colorizer {
         Ok(Colorizer::new(g.valid().for_inference(), config, device, file))
     }
 
-    pub fn new(
-        g: Generator,
-        config: GeneratorConfig,
-        device: &Device,
-        source: PathBuf,
-    ) -> Colorizer {
+    pub fn new(g: Generator, config: GeneratorConfig, device: &Device, source: PathBuf) -> Colorizer {
         let size = config.size;
         Colorizer {
             g,
@@ -148,20 +154,14 @@ impl Colorizer {
             batch.extend(net_l);
             boxes.push(content);
         }
-        let x = Tensor::<4>::from_data(
-            TensorData::new(batch, [inputs.len(), 1, s, s]),
-            &self.device,
-        );
+        let x = Tensor::<4>::from_data(TensorData::new(batch, [inputs.len(), 1, s, s]), &self.device);
         let ab = if self.flip_average {
             let mirrored = self.g.forward(x.clone().flip([3])).flip([3]);
             (self.g.forward(x) + mirrored) / 2.0
         } else {
             self.g.forward(x)
         };
-        let ab = ab
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
+        let ab = ab.into_data().try_to_vec::<f32>().unwrap_or_default();
         inputs
             .iter()
             .zip(ab.chunks(2 * s * s))
@@ -268,12 +268,7 @@ pub fn is_effectively_gray(img: &image::RgbImage) -> bool {
 pub const MAX_WORKING_SIZE: usize = 2048;
 
 /// Where the output for `input` goes.
-pub fn output_path(
-    input: &Path,
-    rel: Option<&Path>,
-    out_dir: &Path,
-    format: Option<&str>,
-) -> PathBuf {
+pub fn output_path(input: &Path, rel: Option<&Path>, out_dir: &Path, format: Option<&str>) -> PathBuf {
     let rel = rel
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(input.file_name().unwrap_or_default()));
@@ -300,7 +295,11 @@ pub fn resolved(p: &Path) -> PathBuf {
     }
     match (p.parent(), p.file_name()) {
         (Some(dir), Some(name)) => {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
             resolved(dir).join(name)
         }
         _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
@@ -311,7 +310,12 @@ pub fn resolved(p: &Path) -> PathBuf {
 /// link at `p`, it does not write through it).
 fn resolved_target(p: &Path) -> PathBuf {
     match (p.parent(), p.file_name()) {
-        (Some(dir), Some(name)) => resolved(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }).join(name),
+        (Some(dir), Some(name)) => resolved(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .join(name),
         _ => resolved(p),
     }
 }
@@ -334,11 +338,19 @@ pub fn expand_inputs(args: &[String], skip: Option<&Path>) -> (Vec<Input>, Vec<S
     let skip = skip.map(resolved);
     // The output folder to leave out of a scan of `base`, if it lies inside it.
     let inner = |base: &Path| {
-        let base = resolved(if base.as_os_str().is_empty() { Path::new(".") } else { base });
+        let base = resolved(if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        });
         skip.clone().filter(|s| s != &base && s.starts_with(&base))
     };
     let outside = |f: &Path, inner: &Option<PathBuf>| inner.as_ref().is_none_or(|s| !resolved(f).starts_with(s));
-    let relative = |f: &Path, base: &Path| f.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| f.to_path_buf());
+    let relative = |f: &Path, base: &Path| {
+        f.strip_prefix(base)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| f.to_path_buf())
+    };
     let mut inputs = Vec::new();
     let mut missing = Vec::new();
     for arg in args {
@@ -347,13 +359,19 @@ pub fn expand_inputs(args: &[String], skip: Option<&Path>) -> (Vec<Input>, Vec<S
             match crate::data::find_images(&p) {
                 Ok(files) if !files.is_empty() => {
                     let inner = inner(&p);
-                    inputs.extend(files.into_iter().filter(|f| outside(f, &inner)).map(|f| Input { rel: relative(&f, &p), path: f }))
+                    inputs.extend(files.into_iter().filter(|f| outside(f, &inner)).map(|f| Input {
+                        rel: relative(&f, &p),
+                        path: f,
+                    }))
                 }
                 Ok(_) => missing.push(format!("{arg}: no images in folder")),
                 Err(e) => missing.push(format!("{e:#}")),
             }
         } else if p.exists() {
-            inputs.push(Input { rel: PathBuf::from(p.file_name().unwrap_or_default()), path: p });
+            inputs.push(Input {
+                rel: PathBuf::from(p.file_name().unwrap_or_default()),
+                path: p,
+            });
         } else if arg.contains(['*', '?', '[']) {
             let matches: Vec<PathBuf> = glob::glob(arg)
                 .map(|g| g.flatten().filter(|f| f.is_file()).collect())
@@ -363,7 +381,10 @@ pub fn expand_inputs(args: &[String], skip: Option<&Path>) -> (Vec<Input>, Vec<S
             }
             let base = glob_base(arg);
             let inner = inner(&base);
-            inputs.extend(matches.into_iter().filter(|f| outside(f, &inner)).map(|f| Input { rel: relative(&f, &base), path: f }));
+            inputs.extend(matches.into_iter().filter(|f| outside(f, &inner)).map(|f| Input {
+                rel: relative(&f, &base),
+                path: f,
+            }));
         } else {
             missing.push(format!("{arg}: no such file or folder"));
         }
@@ -403,18 +424,18 @@ pub fn run_batch(
     inputs
         .iter()
         .map(|input| {
-            let out = opts.out_file.clone().unwrap_or_else(|| {
-                output_path(
-                    &input.path,
-                    Some(&input.rel),
-                    &opts.out_dir,
-                    opts.format.as_deref(),
-                )
-            });
+            let out = opts
+                .out_file
+                .clone()
+                .unwrap_or_else(|| output_path(&input.path, Some(&input.rel), &opts.out_dir, opts.format.as_deref()));
             let target = resolved_target(&out);
             let result = (|| -> Result<()> {
                 if sources.contains(&target) {
-                    bail!("{}: its output {} would overwrite an input; choose another -o", input.path.display(), out.display());
+                    bail!(
+                        "{}: its output {} would overwrite an input; choose another -o",
+                        input.path.display(),
+                        out.display()
+                    );
                 }
                 if let Some(first) = written.get(&target) {
                     bail!(
@@ -487,7 +508,10 @@ mod tests {
         let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
         assert!((mean(&out.a) - net_a).abs() < 0.5, "{} vs {net_a}", mean(&out.a));
         assert!((mean(&out.b) - net_b).abs() < 0.5, "{} vs {net_b}", mean(&out.b));
-        assert!(net_a.abs() + net_b.abs() > 0.5, "untrained network predicts near-zero ab; test is vacuous");
+        assert!(
+            net_a.abs() + net_b.abs() > 0.5,
+            "untrained network predicts near-zero ab; test is vacuous"
+        );
     }
 
     /// An untrained 32 px U-Net with every bias and batch-norm offset shifted, so that its
@@ -497,7 +521,10 @@ mod tests {
         let cfg = GeneratorConfig::unet_for_size(32, 4);
         struct Shift;
         impl burn::module::ModuleMapper for Shift {
-            fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+            fn map_float<const D: usize>(
+                &mut self,
+                p: burn::module::Param<Tensor<D>>,
+            ) -> burn::module::Param<Tensor<D>> {
                 if D == 1 { p.map(|t| t.add_scalar(0.3)) } else { p }
             }
         }
@@ -507,7 +534,9 @@ mod tests {
 
     /// A test image with no mirror symmetry.
     fn asymmetric_lab() -> LabImage {
-        let img = image::RgbImage::from_fn(48, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x * y) % 256) as u8]));
+        let img = image::RgbImage::from_fn(48, 40, |x, y| {
+            image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x * y) % 256) as u8])
+        });
         LabImage::from_rgb8(&img)
     }
 
@@ -522,7 +551,11 @@ mod tests {
         for (v, b) in vivid.a.iter().chain(&vivid.b).zip(base.a.iter().chain(&base.b)) {
             assert!((v - 1.5 * b).abs() < 1e-3, "{v} vs 1.5 * {b}");
         }
-        let gray = c.with_saturation(0.0).unwrap().colorize_planes(std::slice::from_ref(&lab)).remove(0);
+        let gray = c
+            .with_saturation(0.0)
+            .unwrap()
+            .colorize_planes(std::slice::from_ref(&lab))
+            .remove(0);
         assert!(gray.a.iter().chain(&gray.b).all(|v| *v == 0.0));
         assert!(shifted_colorizer().with_saturation(-1.0).is_err());
     }
@@ -534,14 +567,29 @@ mod tests {
         let mirror = |p: &[f32], w: usize| -> Vec<f32> { p.chunks(w).flat_map(|r| r.iter().rev().copied()).collect() };
         let (c, lab) = (shifted_colorizer(), asymmetric_lab());
         let w = lab.width as usize;
-        let flipped = LabImage { l: mirror(&lab.l, w), a: mirror(&lab.a, w), b: mirror(&lab.b, w), ..lab.clone() };
+        let flipped = LabImage {
+            l: mirror(&lab.l, w),
+            a: mirror(&lab.a, w),
+            b: mirror(&lab.b, w),
+            ..lab.clone()
+        };
         let asym = |c: &Colorizer| {
             let out = c.colorize_planes(&[lab.clone(), flipped.clone()]);
-            mirror(&out[1].a, w).iter().zip(&out[0].a).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+            mirror(&out[1].a, w)
+                .iter()
+                .zip(&out[0].a)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
         };
         let plain = asym(&c);
         let averaged = asym(&c.with_flip_average(true));
-        assert!(plain > 0.05, "the bare network is already symmetric ({plain}); test is vacuous");
-        assert!(averaged < 1e-3, "flip-averaged output differs from its mirror by {averaged}");
+        assert!(
+            plain > 0.05,
+            "the bare network is already symmetric ({plain}); test is vacuous"
+        );
+        assert!(
+            averaged < 1e-3,
+            "flip-averaged output differs from its mirror by {averaged}"
+        );
     }
 }

@@ -2,9 +2,9 @@
 //! (pix2pix in CIE L*a*b*: L is kept, a and b are predicted).
 
 pub mod bench;
+pub mod classic;
 pub mod cli;
 pub mod color;
-pub mod classic;
 pub mod data;
 pub mod eval;
 pub mod imageio;

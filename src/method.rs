@@ -43,7 +43,9 @@ impl Hints {
         if is_json {
             let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
             let set = classic::hints_from_json(&text).and_then(|s| s.check().map(|()| s));
-            Ok(Hints::Points(set.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?))
+            Ok(Hints::Points(
+                set.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            ))
         } else {
             Ok(Hints::Scribble(crate::imageio::open(path)?.to_rgb8()))
         }
@@ -72,7 +74,11 @@ impl Method {
         match self {
             Method::Gan(c) => {
                 let flip = if c.flip_average { "+flip" } else { "" };
-                let sat = if c.saturation != 1.0 { format!("+sat{}", c.saturation) } else { String::new() };
+                let sat = if c.saturation != 1.0 {
+                    format!("+sat{}", c.saturation)
+                } else {
+                    String::new()
+                };
                 format!("gan:{}{flip}{sat}", model_label(&c.source))
             }
             Method::Reference { .. } => "reference".into(),
@@ -98,14 +104,21 @@ impl Method {
             },
             Method::Hints(h) => classic::colorize_with_hints(lab, &h.map(lab)?, &SolverOptions::default())?,
             Method::Palette { palette, strength } => classic::apply_palette(lab, palette, *strength)?,
-            Method::Gray => LabImage { a: vec![0.0; lab.l.len()], b: vec![0.0; lab.l.len()], ..lab.clone() },
+            Method::Gray => LabImage {
+                a: vec![0.0; lab.l.len()],
+                b: vec![0.0; lab.l.len()],
+                ..lab.clone()
+            },
         })
     }
 }
 
 /// A readable label for a model file: its run folder or file stem.
 pub fn model_label(path: &Path) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if stem == "generator"
         && let Some(dir) = path.parent().and_then(|p| p.file_name())
     {
@@ -131,11 +144,18 @@ impl Method {
         Ok(match kind {
             MethodKind::Gray => Method::Gray,
             MethodKind::Reference => {
-                let Some(p) = &o.reference else { bail!("--method reference needs --reference IMAGE") };
-                Method::Reference { reference: crate::imageio::open(p)?.to_rgb8(), seed: o.seed }
+                let Some(p) = &o.reference else {
+                    bail!("--method reference needs --reference IMAGE")
+                };
+                Method::Reference {
+                    reference: crate::imageio::open(p)?.to_rgb8(),
+                    seed: o.seed,
+                }
             }
             MethodKind::Hints => {
-                let Some(p) = &o.hints else { bail!("--method hints needs --hints FILE (.json points or a scribble image)") };
+                let Some(p) = &o.hints else {
+                    bail!("--method hints needs --hints FILE (.json points or a scribble image)")
+                };
                 Method::Hints(Hints::load(p)?)
             }
             MethodKind::Palette => {
@@ -144,7 +164,10 @@ impl Method {
                 if !(s.is_finite() && s >= 0.0) {
                     bail!("--palette-strength {s}: must be a finite number, at least 0");
                 }
-                Method::Palette { palette: classic::palette_by_name_or_file(name)?, strength: o.palette_strength }
+                Method::Palette {
+                    palette: classic::palette_by_name_or_file(name)?,
+                    strength: o.palette_strength,
+                }
             }
             MethodKind::Gan => bail!("the gan method needs a model"),
         })

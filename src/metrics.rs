@@ -45,9 +45,7 @@ pub const AUC_MAX_THRESHOLD: usize = 150;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MetricsError {
     /// The two images do not have the same width and height.
-    #[error(
-        "image sizes differ: prediction is {pred_w}x{pred_h}, ground truth is {truth_w}x{truth_h}"
-    )]
+    #[error("image sizes differ: prediction is {pred_w}x{pred_h}, ground truth is {truth_w}x{truth_h}")]
     SizeMismatch {
         pred_w: u32,
         pred_h: u32,
@@ -135,8 +133,7 @@ pub fn mean_metrics(all: &[Metrics]) -> Metrics {
     if n == 0 {
         return Metrics::default();
     }
-    let mean =
-        |f: fn(&Metrics) -> f64| all.iter().map(|m| f(m) * m.images as f64).sum::<f64>() / n as f64;
+    let mean = |f: fn(&Metrics) -> f64| all.iter().map(|m| f(m) * m.images as f64).sum::<f64>() / n as f64;
     Metrics {
         images: n,
         psnr: mean(|m| m.psnr),
@@ -246,18 +243,8 @@ fn ssim_unchecked(pred: &RgbImage, truth: &RgbImage) -> f64 {
     for c in 0..3 {
         // Values are centred on 128 before filtering: the variances E[x²] - μ² are
         // shift-invariant, and the smaller magnitudes keep f32 cancellation negligible.
-        let x: Vec<f32> = p
-            .iter()
-            .skip(c)
-            .step_by(3)
-            .map(|&v| v as f32 - 128.0)
-            .collect();
-        let y: Vec<f32> = t
-            .iter()
-            .skip(c)
-            .step_by(3)
-            .map(|&v| v as f32 - 128.0)
-            .collect();
+        let x: Vec<f32> = p.iter().skip(c).step_by(3).map(|&v| v as f32 - 128.0).collect();
+        let y: Vec<f32> = t.iter().skip(c).step_by(3).map(|&v| v as f32 - 128.0).collect();
         let xx: Vec<f32> = x.iter().map(|v| v * v).collect();
         let yy: Vec<f32> = y.iter().map(|v| v * v).collect();
         let xy: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a * b).collect();
@@ -273,8 +260,7 @@ fn ssim_unchecked(pred: &RgbImage, truth: &RgbImage) -> f64 {
                 let vy = syy[i] as f64 - cy * cy;
                 let cxy = sxy[i] as f64 - cx * cy;
                 let (mx, my) = (cx + 128.0, cy + 128.0);
-                ((2.0 * mx * my + c1) * (2.0 * cxy + c2))
-                    / ((mx * mx + my * my + c1) * (vx + vy + c2))
+                ((2.0 * mx * my + c1) * (2.0 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
             })
             .sum();
         total += sum / mx.len() as f64;
@@ -343,9 +329,7 @@ pub fn ciede2000_f64(lab1: [f64; 3], lab2: [f64; 3]) -> f64 {
         (h1p + h2p - 360.0) / 2.0
     };
     let cos_deg = |d: f64| d.to_radians().cos();
-    let t = 1.0 - 0.17 * cos_deg(hbar - 30.0)
-        + 0.24 * cos_deg(2.0 * hbar)
-        + 0.32 * cos_deg(3.0 * hbar + 6.0)
+    let t = 1.0 - 0.17 * cos_deg(hbar - 30.0) + 0.24 * cos_deg(2.0 * hbar) + 0.32 * cos_deg(3.0 * hbar + 6.0)
         - 0.20 * cos_deg(4.0 * hbar - 63.0);
     let dtheta = 30.0 * (-((hbar - 275.0) / 25.0).powi(2)).exp();
     let cbar7 = cbar.powi(7);
@@ -428,15 +412,10 @@ pub fn colourfulness(img: &RgbImage) -> f64 {
                 (a + rg, b + rg * rg, c + yb, d + yb * yb)
             },
         )
-        .reduce(
-            || (0, 0, 0, 0),
-            |x, y| (x.0 + y.0, x.1 + y.1, x.2 + y.2, x.3 + y.3),
-        );
+        .reduce(|| (0, 0, 0, 0), |x, y| (x.0 + y.0, x.1 + y.1, x.2 + y.2, x.3 + y.3));
     let n128 = n as i128;
     // Population variance n²·σ² = n·Σx² - (Σx)², exact and non-negative in i128.
-    let var = |s: i64, s2: i64| {
-        ((n128 * s2 as i128 - (s as i128) * (s as i128)) as f64) / (n as f64 * n as f64)
-    };
+    let var = |s: i64, s2: i64| ((n128 * s2 as i128 - (s as i128) * (s as i128)) as f64) / (n as f64 * n as f64);
     let (mu_rg, mu_yb) = (s_rg as f64 / n as f64, s_yb2x as f64 / (2.0 * n as f64));
     let var_rg = var(s_rg, s_rg2);
     let var_yb = var(s_yb2x, s_yb2x2) / 4.0;
@@ -508,15 +487,9 @@ mod tests {
         [50.0000, 2.6772, -79.7751, 50.0000, 0.0000, -82.7485, 2.0425],
         [50.0000, 3.1571, -77.2803, 50.0000, 0.0000, -82.7485, 2.8615],
         [50.0000, 2.8361, -74.0200, 50.0000, 0.0000, -82.7485, 3.4412],
-        [
-            50.0000, -1.3802, -84.2814, 50.0000, 0.0000, -82.7485, 1.0000,
-        ],
-        [
-            50.0000, -1.1848, -84.8006, 50.0000, 0.0000, -82.7485, 1.0000,
-        ],
-        [
-            50.0000, -0.9009, -85.5211, 50.0000, 0.0000, -82.7485, 1.0000,
-        ],
+        [50.0000, -1.3802, -84.2814, 50.0000, 0.0000, -82.7485, 1.0000],
+        [50.0000, -1.1848, -84.8006, 50.0000, 0.0000, -82.7485, 1.0000],
+        [50.0000, -0.9009, -85.5211, 50.0000, 0.0000, -82.7485, 1.0000],
         [50.0000, 0.0000, 0.0000, 50.0000, -1.0000, 2.0000, 2.3669],
         [50.0000, -1.0000, 2.0000, 50.0000, 0.0000, 0.0000, 2.3669],
         [50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0009, 7.1792],
@@ -535,17 +508,11 @@ mod tests {
         [50.0000, 2.5000, 0.0000, 50.0000, 3.2972, 0.0000, 1.0000],
         [50.0000, 2.5000, 0.0000, 50.0000, 1.8634, 0.5757, 1.0000],
         [50.0000, 2.5000, 0.0000, 50.0000, 3.2592, 0.3350, 1.0000],
-        [
-            60.2574, -34.0099, 36.2677, 60.4626, -34.1751, 39.4387, 1.2644,
-        ],
-        [
-            63.0109, -31.0961, -5.8663, 62.8187, -29.7946, -4.0864, 1.2630,
-        ],
+        [60.2574, -34.0099, 36.2677, 60.4626, -34.1751, 39.4387, 1.2644],
+        [63.0109, -31.0961, -5.8663, 62.8187, -29.7946, -4.0864, 1.2630],
         [61.2901, 3.7196, -5.3901, 61.4292, 2.2480, -4.9620, 1.8731],
         [35.0831, -44.1164, 3.7933, 35.0232, -40.0716, 1.5901, 1.8645],
-        [
-            22.7233, 20.0904, -46.6940, 23.0331, 14.9730, -42.5619, 2.0373,
-        ],
+        [22.7233, 20.0904, -46.6940, 23.0331, 14.9730, -42.5619, 2.0373],
         [36.4612, 47.8580, 18.3852, 36.2715, 50.5065, 21.2231, 1.4146],
         [90.8027, -2.0831, 1.4410, 91.1528, -1.6435, 0.0447, 1.4441],
         [90.9257, -0.5406, -0.9208, 88.6381, -0.8985, -0.7239, 1.5381],
@@ -558,19 +525,10 @@ mod tests {
         for (i, r) in SHARMA.iter().enumerate() {
             let (p1, p2) = ([r[0], r[1], r[2]], [r[3], r[4], r[5]]);
             let d64 = ciede2000_f64(p1, p2);
-            assert!(
-                (d64 - r[6]).abs() <= 1e-4,
-                "pair {}: f64 {d64}, want {}",
-                i + 1,
-                r[6]
-            );
+            assert!((d64 - r[6]).abs() <= 1e-4, "pair {}: f64 {d64}, want {}", i + 1, r[6]);
             // Symmetric.
             let back = ciede2000_f64(p2, p1);
-            assert!(
-                (back - r[6]).abs() <= 1e-4,
-                "pair {} reversed: {back}",
-                i + 1
-            );
+            assert!((back - r[6]).abs() <= 1e-4, "pair {} reversed: {back}", i + 1);
             // The f32 interface too (inputs rounded to f32).
             let d32 = ciede2000(p1.map(|v| v as f32), p2.map(|v| v as f32));
             assert!(
@@ -669,13 +627,7 @@ mod tests {
         // rg ∈ {255, 0}: μ = 127.5, σ = 127.5; yb ∈ {127.5, 0}: μ = 63.75, σ = 63.75.
         // σ_rgyb = μ_rgyb = sqrt(127.5² + 63.75²) = 142.549334...
         // M = 1.3 × 142.549334 = 185.314134...
-        let img = RgbImage::from_fn(10, 6, |x, _| {
-            if x < 5 {
-                Rgb([255, 0, 0])
-            } else {
-                Rgb([0, 0, 0])
-            }
-        });
+        let img = RgbImage::from_fn(10, 6, |x, _| if x < 5 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 0]) });
         let want = 1.3 * (127.5f64 * 127.5 + 63.75 * 63.75).sqrt();
         assert!((colourfulness(&img) - want).abs() < 1e-9);
         assert!((colourfulness(&img) - 185.3141).abs() < 1e-4);

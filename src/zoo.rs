@@ -30,10 +30,7 @@ pub fn model_dirs() -> Vec<PathBuf> {
             dirs.push(up.join("models"));
         }
     }
-    dirs.push(PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/models"
-    )));
+    dirs.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")));
     dirs
 }
 
@@ -93,7 +90,11 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
 /// `generator.safetensors`).
 pub fn resolve_file(spec: &str) -> Result<PathBuf> {
     let p = resolve(spec)?;
-    Ok(if p.is_dir() { crate::model::store::run_generator_path(&p) } else { p })
+    Ok(if p.is_dir() {
+        crate::model::store::run_generator_path(&p)
+    } else {
+        p
+    })
 }
 
 /// File name of the ImageNet EfficientNet-Lite0 weights used to start `effnet-unet` training.
@@ -108,12 +109,19 @@ pub fn encoder_weights() -> Result<PathBuf> {
         candidates.push(if p.is_dir() { p.join(ENCODER_WEIGHTS) } else { p });
     }
     candidates.extend(model_dirs().into_iter().map(|d| d.join(ENCODER_WEIGHTS)));
-    candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/weights/efficientnet-lite0.safetensors")));
+    candidates.push(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/weights/efficientnet-lite0.safetensors"
+    )));
     match candidates.iter().find(|p| p.is_file()) {
         Some(p) => Ok(p.clone()),
         None => bail!(
             "ImageNet encoder weights ({ENCODER_WEIGHTS}) not found (looked at {}); pass --encoder-weights PATH",
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

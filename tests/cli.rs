@@ -29,9 +29,7 @@ fn synthetic(w: u32, h: u32, seed: u32) -> RgbImage {
 fn write_images(dir: &Path, n: u32, size: u32) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..n {
-        synthetic(size, size, i)
-            .save(dir.join(format!("img{i}.png")))
-            .unwrap();
+        synthetic(size, size, i).save(dir.join(format!("img{i}.png"))).unwrap();
     }
 }
 
@@ -65,11 +63,7 @@ fn tiny_model(root: &Path) -> PathBuf {
 fn mean_abs_dl(a: &DynamicImage, b: &DynamicImage) -> f32 {
     let la = LabImage::from_rgb8(&a.to_rgb8());
     let lb = LabImage::from_rgb8(&b.to_rgb8());
-    la.l.iter()
-        .zip(&lb.l)
-        .map(|(x, y)| (x - y).abs())
-        .sum::<f32>()
-        / la.l.len() as f32
+    la.l.iter().zip(&lb.l).map(|(x, y)| (x - y).abs()).sum::<f32>() / la.l.len() as f32
 }
 
 /// `tinct colorize INPUT -o OUT --model MODEL`.
@@ -113,11 +107,7 @@ fn train_one_epoch_then_colorize_keeps_size_and_lightness() {
     let out = tmp.path().join("out");
     let o = colorize(&inputs, &out, &run);
     assert!(o.status.success(), "{}", stderr(&o));
-    for (name, w, h) in [
-        ("wide.png", 97, 41),
-        ("tall-gray.png", 33, 75),
-        ("photo.jpg", 50, 50),
-    ] {
+    for (name, w, h) in [("wide.png", 97, 41), ("tall-gray.png", 33, 75), ("photo.jpg", 50, 50)] {
         let input = image::open(inputs.join(name)).unwrap();
         let output = image::open(out.join(name)).unwrap();
         assert_eq!((output.width(), output.height()), (w, h), "{name}");
@@ -142,20 +132,15 @@ fn train_one_epoch_then_colorize_keeps_size_and_lightness() {
 fn sixteen_bit_input_gives_sixteen_bit_output() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tiny_model(tmp.path());
-    let img: ImageBuffer<Rgb<u16>, Vec<u16>> = ImageBuffer::from_fn(40, 30, |x, y| {
-        Rgb([(x * 1600) as u16, (y * 2100) as u16, 30000])
-    });
+    let img: ImageBuffer<Rgb<u16>, Vec<u16>> =
+        ImageBuffer::from_fn(40, 30, |x, y| Rgb([(x * 1600) as u16, (y * 2100) as u16, 30000]));
     let input = tmp.path().join("deep.png");
     DynamicImage::ImageRgb16(img).save(&input).unwrap();
     let out = tmp.path().join("o");
     let o = colorize(&input, &out, &run);
     assert!(o.status.success(), "{}", stderr(&o));
     let result = image::open(out.join("deep.png")).unwrap();
-    assert!(
-        matches!(result, DynamicImage::ImageRgb16(_)),
-        "{:?}",
-        result.color()
-    );
+    assert!(matches!(result, DynamicImage::ImageRgb16(_)), "{:?}", result.color());
 }
 
 #[test]
@@ -184,16 +169,8 @@ fn bad_inputs_are_reported_and_the_rest_of_the_batch_is_done() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    for bad in [
-        "text.jpg",
-        "truncated.jpg",
-        "truncated.png",
-        "empty.png",
-        "missing.png",
-    ] {
-        let line = err
-            .lines()
-            .find(|l| l.starts_with("error:") && l.contains(bad));
+    for bad in ["text.jpg", "truncated.jpg", "truncated.png", "empty.png", "missing.png"] {
+        let line = err.lines().find(|l| l.starts_with("error:") && l.contains(bad));
         assert!(line.is_some(), "no error line for {bad} in:\n{err}");
         assert!(!out.join(bad).exists(), "{bad} produced an output");
     }
@@ -216,7 +193,11 @@ fn usage_and_fatal_errors_exit_2_with_one_line() {
     // A U-Net size its levels cannot halve evenly is refused, not a panic.
     let o = tinct(&["bench", "--size", "192", "--no-train", "--runs", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("multiple of 128") && !stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("multiple of 128") && !stderr(&o).contains("panicked"),
+        "{}",
+        stderr(&o)
+    );
     let img = tmp.path().join("a.png");
     synthetic(8, 8, 0).save(&img).unwrap();
     let o = tinct(&[
@@ -227,10 +208,7 @@ fn usage_and_fatal_errors_exit_2_with_one_line() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(
-        err.starts_with("error:") && err.trim().lines().count() == 1,
-        "{err}"
-    );
+    assert!(err.starts_with("error:") && err.trim().lines().count() == 1, "{err}");
     // A run directory is never overwritten without --force.
     let run = tiny_model(tmp.path());
     let o = tinct(&[
@@ -263,11 +241,7 @@ fn resume_continues_a_finished_run_with_more_epochs() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let log = std::fs::read_to_string(run.join("log.csv")).unwrap();
-    let epochs: Vec<&str> = log
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
+    let epochs: Vec<&str> = log.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(epochs, ["1", "2"]);
 }
 
@@ -323,12 +297,28 @@ fn eval_scores_methods_and_writes_reports() {
     synthetic(40, 40, 5).save(&reference).unwrap();
     let out = tmp.path().join("report");
     let o = tinct(&[
-        "eval", truth.to_str().unwrap(), "--model", run.to_str().unwrap(), "--method", "palette",
-        "--method", "reference", "--reference", reference.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet",
+        "eval",
+        truth.to_str().unwrap(),
+        "--model",
+        run.to_str().unwrap(),
+        "--method",
+        "palette",
+        "--method",
+        "reference",
+        "--reference",
+        reference.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let methods: Vec<&str> = report["summary"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    let methods: Vec<&str> = report["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
     assert_eq!(methods, ["gray", "gan:run", "palette:sepia", "reference"]);
     // The gray baseline has no colour at all.
     assert_eq!(report["summary"][0]["colourfulness"].as_f64().unwrap(), 0.0);
@@ -338,8 +328,16 @@ fn eval_scores_methods_and_writes_reports() {
 
     // Saturation 0 (here with flip averaging) takes the colour away: the GAN row scores as gray.
     let o = tinct(&[
-        "eval", truth.to_str().unwrap(), "--model", run.to_str().unwrap(), "--saturation", "0", "--flip-average",
-        "-o", out.to_str().unwrap(), "-q",
+        "eval",
+        truth.to_str().unwrap(),
+        "--model",
+        run.to_str().unwrap(),
+        "--saturation",
+        "0",
+        "--flip-average",
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -350,7 +348,16 @@ fn eval_scores_methods_and_writes_reports() {
     }
 
     // Scoring a folder against itself: PSNR at the cap, SSIM 1, dE 0, AuC 1.
-    let o = tinct(&["eval", "--pred", truth.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    let o = tinct(&[
+        "eval",
+        "--pred",
+        truth.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let m = &report["summary"][0];
@@ -360,10 +367,27 @@ fn eval_scores_methods_and_writes_reports() {
     assert_eq!(m["ab_auc"].as_f64().unwrap(), 1.0);
 
     // Naming the gan method beside a classic one keeps the default (shipped photo) model.
-    let o = tinct(&["eval", truth.to_str().unwrap(), "--method", "gan", "--method", "palette", "--limit", "1", "-o", out.to_str().unwrap(), "-q"]);
+    let o = tinct(&[
+        "eval",
+        truth.to_str().unwrap(),
+        "--method",
+        "gan",
+        "--method",
+        "palette",
+        "--limit",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let methods: Vec<&str> = report["summary"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    let methods: Vec<&str> = report["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
     assert_eq!(methods, ["gray", "gan:photo", "palette:sepia"]);
 }
 
@@ -377,22 +401,56 @@ fn eval_and_classic_methods_reject_bad_inputs_clearly() {
     synthetic(32, 32, 0).save(pred.join("img0.png")).unwrap();
     synthetic(20, 32, 1).save(pred.join("img1.png")).unwrap(); // wrong size
     let out = tmp.path().join("r");
-    let o = tinct(&["eval", "--pred", pred.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    let o = tinct(&[
+        "eval",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("img1.png") && err.contains("20x32") && err.contains("32x32"), "{err}");
+    assert!(
+        err.contains("img1.png") && err.contains("20x32") && err.contains("32x32"),
+        "{err}"
+    );
 
     // A missing prediction.
     std::fs::remove_file(pred.join("img1.png")).unwrap();
-    let o = tinct(&["eval", "--pred", pred.to_str().unwrap(), "--truth", truth.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    let o = tinct(&[
+        "eval",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no prediction"), "{}", stderr(&o));
 
     // Hints outside the image.
     let img = truth.join("img0.png");
     let hints = tmp.path().join("hints.json");
-    std::fs::write(&hints, r##"{"points":[{"x":5,"y":5,"color":"#ff0000"},{"x":500,"y":3,"color":"#0000ff"}]}"##).unwrap();
-    let o = tinct(&["colorize", img.to_str().unwrap(), "-o", tmp.path().join("o").to_str().unwrap(), "--method", "hints", "--hints", hints.to_str().unwrap()]);
+    std::fs::write(
+        &hints,
+        r##"{"points":[{"x":5,"y":5,"color":"#ff0000"},{"x":500,"y":3,"color":"#0000ff"}]}"##,
+    )
+    .unwrap();
+    let o = tinct(&[
+        "colorize",
+        img.to_str().unwrap(),
+        "-o",
+        tmp.path().join("o").to_str().unwrap(),
+        "--method",
+        "hints",
+        "--hints",
+        hints.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("500"), "{}", stderr(&o));
 
@@ -406,9 +464,16 @@ fn eval_and_classic_methods_reject_bad_inputs_clearly() {
 fn classic_methods_colourise_and_keep_lightness() {
     let tmp = tempfile::tempdir().unwrap();
     let gray = tmp.path().join("gray.png");
-    DynamicImage::ImageRgb8(synthetic(60, 40, 1)).to_luma8().save(&gray).unwrap();
+    DynamicImage::ImageRgb8(synthetic(60, 40, 1))
+        .to_luma8()
+        .save(&gray)
+        .unwrap();
     let hints = tmp.path().join("h.json");
-    std::fs::write(&hints, r##"{"points":[{"x":5,"y":5,"color":"#ff0000"},{"x":50,"y":30,"rgb":[0,0,255]}]}"##).unwrap();
+    std::fs::write(
+        &hints,
+        r##"{"points":[{"x":5,"y":5,"color":"#ff0000"},{"x":50,"y":30,"rgb":[0,0,255]}]}"##,
+    )
+    .unwrap();
     let reference = tmp.path().join("ref.png");
     synthetic(40, 40, 5).save(&reference).unwrap();
     for (method, extra) in [
@@ -417,14 +482,24 @@ fn classic_methods_colourise_and_keep_lightness() {
         ("reference", vec!["--reference", reference.to_str().unwrap()]),
     ] {
         let out = tmp.path().join(format!("{method}.png"));
-        let mut args = vec!["colorize", gray.to_str().unwrap(), "-o", out.to_str().unwrap(), "--method", method];
+        let mut args = vec![
+            "colorize",
+            gray.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--method",
+            method,
+        ];
         args.extend(extra);
         let o = tinct(&args);
         assert!(o.status.success(), "{method}: {}", stderr(&o));
         let result = image::open(&out).unwrap();
         let input = image::open(&gray).unwrap();
         assert!(mean_abs_dl(&input, &result) < 0.5, "{method}");
-        assert!(!tinct::infer::is_effectively_gray(&result.to_rgb8()), "{method} added no colour");
+        assert!(
+            !tinct::infer::is_effectively_gray(&result.to_rgb8()),
+            "{method} added no colour"
+        );
     }
 }
 
@@ -438,16 +513,42 @@ fn video_command_colourises_a_clip_and_reports_flicker() {
     let run = tiny_model(tmp.path());
     let clip = tmp.path().join("clip.mp4");
     let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "1", "-pix_fmt", "yuv420p"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10",
+            "-t",
+            "1",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&clip)
         .status()
         .unwrap();
     assert!(made.success());
     let out = tmp.path().join("out.mp4");
-    let o = tinct(&["video", clip.to_str().unwrap(), "-o", out.to_str().unwrap(), "--model", run.to_str().unwrap(), "-q"]);
+    let o = tinct(&[
+        "video",
+        clip.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.exists());
-    let o = tinct(&["video", clip.to_str().unwrap(), "--eval", "--model", run.to_str().unwrap(), "-q"]);
+    let o = tinct(&[
+        "video",
+        clip.to_str().unwrap(),
+        "--eval",
+        "--model",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["frames"].as_u64(), Some(10));
@@ -456,7 +557,15 @@ fn video_command_colourises_a_clip_and_reports_flicker() {
     let bad = tmp.path().join("bad.mp4");
     std::fs::write(&bad, "not a video").unwrap();
     let out2 = tmp.path().join("out2.mp4");
-    let o = tinct(&["video", bad.to_str().unwrap(), "-o", out2.to_str().unwrap(), "--model", run.to_str().unwrap(), "-q"]);
+    let o = tinct(&[
+        "video",
+        bad.to_str().unwrap(),
+        "-o",
+        out2.to_str().unwrap(),
+        "--model",
+        run.to_str().unwrap(),
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("bad.mp4"), "{}", stderr(&o));
     assert!(!out2.exists());
@@ -472,7 +581,10 @@ fn export_halves_a_model_and_init_from_fine_tunes_it() {
     let half = tmp.path().join("half.safetensors");
     let o = tinct(&["export", run.to_str().unwrap(), "-o", half.to_str().unwrap(), "--half"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let (a, b) = (std::fs::metadata(&full).unwrap().len(), std::fs::metadata(&half).unwrap().len());
+    let (a, b) = (
+        std::fs::metadata(&full).unwrap().len(),
+        std::fs::metadata(&half).unwrap().len(),
+    );
     assert!(b * 10 < a * 6, "f16 file {b} bytes vs f32 {a}");
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("half.json")).unwrap()).unwrap();
@@ -501,16 +613,41 @@ fn export_halves_a_model_and_init_from_fine_tunes_it() {
     assert!(max_diff <= 2, "f16 changed a channel by {max_diff}");
 
     // A size the network cannot take is refused; a valid one is recorded.
-    let o = tinct(&["export", half.to_str().unwrap(), "-o", half.to_str().unwrap(), "--size", "100"]);
+    let o = tinct(&[
+        "export",
+        half.to_str().unwrap(),
+        "-o",
+        half.to_str().unwrap(),
+        "--size",
+        "100",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--size 100"), "{}", stderr(&o));
 
     // Fine-tuning from the f16 file trains; an effnet-unet run cannot start from a unet256.
     let data = tmp.path().join("data");
     let ft = tmp.path().join("ft");
-    let common = ["train", "--data", data.to_str().unwrap(), "--size", "64", "--batch-size", "4"];
+    let common = [
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--size",
+        "64",
+        "--batch-size",
+        "4",
+    ];
     let mut args = common.to_vec();
-    args.extend(["--out", ft.to_str().unwrap(), "--epochs", "1", "--ngf", "8", "--ndf", "8", "-q"]);
+    args.extend([
+        "--out",
+        ft.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--ngf",
+        "8",
+        "--ndf",
+        "8",
+        "-q",
+    ]);
     args.extend(["--init-from", half.to_str().unwrap()]);
     let o = tinct(&args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -538,18 +675,31 @@ fn shipped_models_are_listed_and_beat_gray_on_their_validation_sets() {
             continue;
         }
         let line = listed.lines().find(|l| l.starts_with(name)).unwrap_or_default();
-        assert!(line.contains(".safetensors"), "`tinct models` does not list {name}: {listed}");
+        assert!(
+            line.contains(".safetensors"),
+            "`tinct models` does not list {name}: {listed}"
+        );
 
         let input = tmp.path().join(format!("{name}-in.png"));
         synthetic(48, 40, 1).save(&input).unwrap();
         let out = tmp.path().join(format!("{name}-out.png"));
-        let o = tinct(&["colorize", input.to_str().unwrap(), "--model", name, "-o", out.to_str().unwrap()]);
+        let o = tinct(&[
+            "colorize",
+            input.to_str().unwrap(),
+            "--model",
+            name,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let (a, b) = (image::open(&input).unwrap(), image::open(&out).unwrap());
         assert_eq!((b.width(), b.height()), (48, 40));
         assert!(mean_abs_dl(&a, &b) < 1.5, "{name} changed lightness");
 
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(val).join("val");
+        let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data")
+            .join(val)
+            .join("val");
         if !data.is_dir() {
             eprintln!("{}: absent, quality check of {name} skipped", data.display());
             continue;
@@ -573,7 +723,10 @@ fn shipped_models_are_listed_and_beat_gray_on_their_validation_sets() {
         let ours = rows.iter().find(|r| r["method"] != "gray").unwrap();
         let f = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
         assert!(f(ours, "ciede2000") < f(gray, "ciede2000"), "{name}: {ours} vs {gray}");
-        assert!(f(ours, "colourfulness") > 0.5 * f(ours, "colourfulness_truth"), "{name}: {ours}");
+        assert!(
+            f(ours, "colourfulness") > 0.5 * f(ours, "colourfulness_truth"),
+            "{name}: {ours}"
+        );
     }
 }
 
@@ -628,7 +781,13 @@ fn outputs_never_clash_with_inputs_or_each_other() {
     for args in [
         vec![p("coll"), "-o".into(), p("two.png")],
         vec![p("coll/a/p.png"), "--format".into(), "gif".into()],
-        vec![p("coll/a/p.png"), "-o".into(), p("x.png"), "--format".into(), "jpg".into()],
+        vec![
+            p("coll/a/p.png"),
+            "-o".into(),
+            p("x.png"),
+            "--format".into(),
+            "jpg".into(),
+        ],
         vec![p("coll/a/p.png"), "--palette".into(), "sepia".into()],
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -638,7 +797,13 @@ fn outputs_never_clash_with_inputs_or_each_other() {
     }
     let o = gray_colorize(&[&p("typo.png"), "-o", &p("out.png")]);
     assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
-    let o = gray_colorize(&[&p("coll/a/p.png"), "-o", &format!("{}/", p("v1.2.png")), "--format", ".PNG"]);
+    let o = gray_colorize(&[
+        &p("coll/a/p.png"),
+        "-o",
+        &format!("{}/", p("v1.2.png")),
+        "--format",
+        ".PNG",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(Path::new(&p("v1.2.png/p.png")).is_file());
 }
@@ -648,7 +813,9 @@ fn outputs_never_clash_with_inputs_or_each_other() {
 fn alpha_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("cut.png");
-    let rgba = image::RgbaImage::from_fn(9, 7, |x, y| image::Rgba([(x * 20) as u8, (y * 30) as u8, 90, (x * 25 + y) as u8]));
+    let rgba = image::RgbaImage::from_fn(9, 7, |x, y| {
+        image::Rgba([(x * 20) as u8, (y * 30) as u8, 90, (x * 25 + y) as u8])
+    });
     rgba.save(&input).unwrap();
     for ext in ["png", "webp"] {
         let out = tmp.path().join(format!("out.{ext}"));
@@ -672,15 +839,35 @@ fn train_checks_its_settings_before_writing_a_run() {
     let nodata = tmp.path().join("nodata");
     // With --force, an old run is cleared only once the new one's data has been checked.
     std::fs::create_dir_all(&run).unwrap();
-    let o = tinct(&["train", "--quiet", "--data", nodata.to_str().unwrap(), "--out", r, "--force"]);
+    let o = tinct(&[
+        "train",
+        "--quiet",
+        "--data",
+        nodata.to_str().unwrap(),
+        "--out",
+        r,
+        "--force",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     std::fs::write(run.join("config.json"), "old").unwrap();
-    let o = tinct(&["train", "--quiet", "--data", nodata.to_str().unwrap(), "--out", r, "--force"]);
+    let o = tinct(&[
+        "train",
+        "--quiet",
+        "--data",
+        nodata.to_str().unwrap(),
+        "--out",
+        r,
+        "--force",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(run.join("config.json")).unwrap(), "old");
     std::fs::remove_file(run.join("config.json")).unwrap();
     let o = tinct(&["train", "--quiet", "--data", d, "--out", r, "--resume"]);
-    assert!(stderr(&o).contains("no run to resume"), "an empty folder: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no run to resume"),
+        "an empty folder: {}",
+        stderr(&o)
+    );
     std::fs::remove_dir(&run).unwrap();
     for (args, says) in [
         (vec!["--data", d, "--out", r, "--resume"], "no run to resume"),

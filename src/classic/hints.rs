@@ -103,9 +103,7 @@ pub struct HintPoint {
 fn de_coord<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let v = f64::deserialize(d)?;
     if !v.is_finite() {
-        return Err(serde::de::Error::custom(
-            "coordinate must be a finite number",
-        ));
+        return Err(serde::de::Error::custom("coordinate must be a finite number"));
     }
     Ok(v.round() as i64)
 }
@@ -121,7 +119,10 @@ impl HintSet {
             p.chroma(index)?;
             let r = p.radius.unwrap_or(0.0);
             if !(r.is_finite() && r >= 0.0) {
-                return Err(ClassicError::BadHint { index, reason: format!("radius {r} must be a finite number >= 0") });
+                return Err(ClassicError::BadHint {
+                    index,
+                    reason: format!("radius {r} must be a finite number >= 0"),
+                });
             }
         }
         Ok(())
@@ -286,11 +287,7 @@ impl HintMap {
 /// [`ClassicError::ScribbleSize`] when the sizes differ, [`ClassicError::NoHints`] when no
 /// pixel qualifies, [`ClassicError::MalformedLab`] for an inconsistent `gray`,
 /// [`ClassicError::BadParameter`] for a negative or non-finite threshold.
-pub fn hints_from_scribble(
-    gray: &LabImage,
-    scribble: &RgbImage,
-    min_chroma: f32,
-) -> Result<HintMap, ClassicError> {
+pub fn hints_from_scribble(gray: &LabImage, scribble: &RgbImage, min_chroma: f32) -> Result<HintMap, ClassicError> {
     check_lab(gray)?;
     if !(min_chroma.is_finite() && min_chroma >= 0.0) {
         return Err(ClassicError::BadParameter {
@@ -396,16 +393,7 @@ const COARSE_WEIGHT: f32 = 1.3;
 
 /// Neighbour offsets (dx, dy); `NEIGH[7 - j]` is the opposite of `NEIGH[j]`, and
 /// `NEIGH[4..]` are the "forward" ones (later in row-major order).
-const NEIGH: [(isize, isize); 8] = [
-    (-1, -1),
-    (0, -1),
-    (1, -1),
-    (-1, 0),
-    (1, 0),
-    (-1, 1),
-    (0, 1),
-    (1, 1),
-];
+const NEIGH: [(isize, isize); 8] = [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)];
 
 /// Index in [`NEIGH`] of the offset (dx, dy), both in {-1, 0, 1}, not both 0.
 fn neigh_index(dx: isize, dy: isize) -> usize {
@@ -422,47 +410,45 @@ fn add2(a: [f64; 2], b: [f64; 2]) -> [f64; 2] {
 fn affinities(y: &[f32], w: usize, h: usize) -> Vec<[f32; 8]> {
     let ln100 = 100f64.ln();
     let mut out = vec![[0.0f32; 8]; w * h];
-    out.par_chunks_mut(w.max(1))
-        .enumerate()
-        .for_each(|(py, row)| {
-            for (px, o) in row.iter_mut().enumerate() {
-                let yr = y[py * w + px] as f64;
-                let mut vals = [0.0f64; 8];
-                let mut inside = [false; 8];
-                let (mut s1, mut s2, mut n) = (yr, yr * yr, 1.0f64);
-                let mut min_d2 = f64::INFINITY;
-                for (j, &(dx, dy)) in NEIGH.iter().enumerate() {
-                    let (sx, sy) = (px as isize + dx, py as isize + dy);
-                    if sx < 0 || sy < 0 || sx >= w as isize || sy >= h as isize {
-                        continue;
-                    }
-                    let v = y[sy as usize * w + sx as usize] as f64;
-                    vals[j] = v;
-                    inside[j] = true;
-                    s1 += v;
-                    s2 += v * v;
-                    n += 1.0;
-                    min_d2 = min_d2.min((v - yr) * (v - yr));
+    out.par_chunks_mut(w.max(1)).enumerate().for_each(|(py, row)| {
+        for (px, o) in row.iter_mut().enumerate() {
+            let yr = y[py * w + px] as f64;
+            let mut vals = [0.0f64; 8];
+            let mut inside = [false; 8];
+            let (mut s1, mut s2, mut n) = (yr, yr * yr, 1.0f64);
+            let mut min_d2 = f64::INFINITY;
+            for (j, &(dx, dy)) in NEIGH.iter().enumerate() {
+                let (sx, sy) = (px as isize + dx, py as isize + dy);
+                if sx < 0 || sy < 0 || sx >= w as isize || sy >= h as isize {
+                    continue;
                 }
-                if n < 2.0 {
-                    continue; // 1x1 image: no neighbours.
-                }
-                let mean = s1 / n;
-                let var = (s2 / n - mean * mean).max(0.0);
-                let csig = (var * 0.6).max(min_d2 / ln100).max(2e-6);
-                let mut wts = [0.0f64; 8];
-                for j in 0..8 {
-                    if inside[j] {
-                        wts[j] = (-(vals[j] - yr).powi(2) / csig).exp();
-                    }
-                }
-                // The sum is at least 0.01 thanks to the min_d2 floor on csig.
-                let sum: f64 = wts.iter().sum();
-                for j in 0..8 {
-                    o[j] = (wts[j] / sum) as f32;
+                let v = y[sy as usize * w + sx as usize] as f64;
+                vals[j] = v;
+                inside[j] = true;
+                s1 += v;
+                s2 += v * v;
+                n += 1.0;
+                min_d2 = min_d2.min((v - yr) * (v - yr));
+            }
+            if n < 2.0 {
+                continue; // 1x1 image: no neighbours.
+            }
+            let mean = s1 / n;
+            let var = (s2 / n - mean * mean).max(0.0);
+            let csig = (var * 0.6).max(min_d2 / ln100).max(2e-6);
+            let mut wts = [0.0f64; 8];
+            for j in 0..8 {
+                if inside[j] {
+                    wts[j] = (-(vals[j] - yr).powi(2) / csig).exp();
                 }
             }
-        });
+            // The sum is at least 0.01 thanks to the min_d2 floor on csig.
+            let sum: f64 = wts.iter().sum();
+            for j in 0..8 {
+                o[j] = (wts[j] / sum) as f32;
+            }
+        }
+    });
     out
 }
 
@@ -558,9 +544,7 @@ impl Grid {
                         continue;
                     }
                     let i = (y + 1) * pw + x + 1;
-                    let d: f64 = (0..4)
-                        .map(|f| k[i][f] as f64 + k[i - fwd[f]][f] as f64)
-                        .sum();
+                    let d: f64 = (0..4).map(|f| k[i][f] as f64 + k[i - fwd[f]][f] as f64).sum();
                     if d > 0.0 {
                         drow[x + 1] = d as f32;
                         irow[x + 1] = (1.0 / d) as f32;
@@ -600,12 +584,8 @@ impl Grid {
                                     continue; // fixed neighbour: stays in the diagonal only
                                 }
                                 // s is free, hence inside the image.
-                                let (nx, ny) =
-                                    ((fx as isize + dx) as usize, (fy as isize + dy) as usize);
-                                let (ddx, ddy) = (
-                                    (nx / 2) as isize - cx as isize,
-                                    (ny / 2) as isize - cy as isize,
-                                );
+                                let (nx, ny) = ((fx as isize + dx) as usize, (fy as isize + dy) as usize);
+                                let (ddx, ddy) = ((nx / 2) as isize - cx as isize, (ny / 2) as isize - cy as isize);
                                 if ddx == 0 && ddy == 0 {
                                     dc -= kv;
                                 } else {
@@ -645,11 +625,7 @@ impl Grid {
 
     /// Runs `f(padded index, output cell)` over the interior cells, in parallel by rows,
     /// summing the per-channel values `f` returns.
-    fn for_interior(
-        &self,
-        out: &mut [V2],
-        f: impl Fn(usize, &mut V2) -> [f64; 2] + Sync,
-    ) -> [f64; 2] {
+    fn for_interior(&self, out: &mut [V2], f: impl Fn(usize, &mut V2) -> [f64; 2] + Sync) -> [f64; 2] {
         let (pw, w) = (self.pw, self.w);
         out[pw..pw * (self.h + 1)]
             .par_chunks_mut(pw)
@@ -748,10 +724,7 @@ impl Grid {
             }
             let ax = self.row(x, i);
             let s = OMEGA * self.inv_diag[i];
-            *o = [
-                x[i][0] + s * (b[i][0] - ax[0]),
-                x[i][1] + s * (b[i][1] - ax[1]),
-            ];
+            *o = [x[i][0] + s * (b[i][0] - ax[0]), x[i][1] + s * (b[i][1] - ax[1])];
             [(b[i][0] * o[0]) as f64, (b[i][1] * o[1]) as f64]
         })
     }
@@ -779,11 +752,7 @@ impl Dense {
         }
         // In-place lower Cholesky; a pivot that vanishes (a free cluster with no path to a
         // hint, possible only when affinities underflow) is regularised.
-        let scale = cells
-            .iter()
-            .map(|&i| g.diag[i] as f64)
-            .fold(0.0, f64::max)
-            .max(1e-30);
+        let scale = cells.iter().map(|&i| g.diag[i] as f64).fold(0.0, f64::max).max(1e-30);
         for j in 0..n {
             let mut d = a[j * n + j];
             for k in 0..j {
@@ -887,8 +856,7 @@ impl Multigrid {
 /// and `<b, result>` is returned. The pre- and post-smoothing sweeps are the same Jacobi
 /// sweep, so the cycle is a symmetric operator, as conjugate gradients requires.
 fn vcycle(grids: &[Grid], work: &mut [Work], dense: &Dense, b: &[V2]) -> [f64; 2] {
-    let (Some((g, coarser)), Some((wk, rest))) = (grids.split_first(), work.split_first_mut())
-    else {
+    let (Some((g, coarser)), Some((wk, rest))) = (grids.split_first(), work.split_first_mut()) else {
         return [0.0; 2];
     };
     let Some((c, next)) = coarser.first().zip(rest.first_mut()) else {
@@ -971,11 +939,7 @@ fn pcg(g: Grid, x: &mut [V2], options: &SolverOptions) -> SolveReport {
     let b2 = norm2(&q);
     // r = b - A_ff x_f = -(A x) on free rows.
     g.apply(x, &mut q);
-    let mut r: Vec<V2> = q
-        .par_iter()
-        .with_min_len(16_384)
-        .map(|v| [-v[0], -v[1]])
-        .collect();
+    let mut r: Vec<V2> = q.par_iter().with_min_len(16_384).map(|v| [-v[0], -v[1]]).collect();
     let mut pre = if options.multigrid {
         Preconditioner::Multigrid(Multigrid::new(g))
     } else {
@@ -1095,20 +1059,13 @@ pub fn colorize_with_hints_report(
             expected: "at least 1",
         });
     }
-    let (count, sum) = hints
-        .hints
-        .iter()
-        .flatten()
-        .fold((0usize, [0.0f64; 2]), |(n, s), v| {
-            (n + 1, [s[0] + v[0] as f64, s[1] + v[1] as f64])
-        });
+    let (count, sum) = hints.hints.iter().flatten().fold((0usize, [0.0f64; 2]), |(n, s), v| {
+        (n + 1, [s[0] + v[0] as f64, s[1] + v[1] as f64])
+    });
     if count == 0 {
         return Err(ClassicError::NoHints("the hint map has no hinted pixel"));
     }
-    let mean = [
-        (sum[0] / count as f64) as f32,
-        (sum[1] / count as f64) as f32,
-    ];
+    let mean = [(sum[0] / count as f64) as f32, (sum[1] / count as f64) as f32];
     let (w, h) = (gray.width as usize, gray.height as usize);
     let y: Vec<f32> = gray.l.par_iter().map(|&l| l / 100.0).collect();
     let grid = Grid::finest(&y, w, h, &hints.hints);
@@ -1187,8 +1144,7 @@ mod tests {
         }
         let map = HintMap::from_points(&HintSet { points }, w, h).unwrap();
         assert!(map.count() > 2 * 13 * 4);
-        let (out, report) =
-            colorize_with_hints_report(&gray, &map, &SolverOptions::default()).unwrap();
+        let (out, report) = colorize_with_hints_report(&gray, &map, &SolverOptions::default()).unwrap();
         assert!(report.levels >= 2 && report.converged, "{report:?}");
         assert_eq!(out.l, gray.l, "L must be preserved exactly");
         let red = rgb8_to_lab([255, 0, 0]);
@@ -1200,25 +1156,13 @@ mod tests {
         // red-blue distance at the edge, under 2% on average.
         let left = region_mean(&out, 0..w / 2);
         let right = region_mean(&out, w / 2..w);
-        assert!(
-            dist(left, red) < 0.025 * gap,
-            "left {left:?} vs red {red:?}"
-        );
-        assert!(
-            dist(right, blue) < 0.025 * gap,
-            "right {right:?} vs blue {blue:?}"
-        );
+        assert!(dist(left, red) < 0.025 * gap, "left {left:?} vs red {red:?}");
+        assert!(dist(right, blue) < 0.025 * gap, "right {right:?} vs blue {blue:?}");
         // Sharp boundary: the columns just either side of the edge keep their own colour.
         let col_l = region_mean(&out, w / 2 - 1..w / 2);
         let col_r = region_mean(&out, w / 2..w / 2 + 1);
-        assert!(
-            dist(col_l, red) < 0.05 * gap,
-            "column left of edge {col_l:?}"
-        );
-        assert!(
-            dist(col_r, blue) < 0.05 * gap,
-            "column right of edge {col_r:?}"
-        );
+        assert!(dist(col_l, red) < 0.05 * gap, "column left of edge {col_l:?}");
+        assert!(dist(col_r, blue) < 0.05 * gap, "column right of edge {col_r:?}");
         for y in 0..h {
             let i = (y * w + w / 2 - 1) as usize;
             assert!(
@@ -1329,8 +1273,7 @@ mod tests {
         let l: Vec<f32> = (0..n)
             .map(|i| {
                 let (x, y) = ((i as u32 % w) as f32, (i as u32 / w) as f32);
-                50.0 + 30.0 * ((x / 9.0).sin() * (y / 13.0).cos())
-                    + if x > 90.0 { 15.0 } else { 0.0 }
+                50.0 + 30.0 * ((x / 9.0).sin() * (y / 13.0).cos()) + if x > 90.0 { 15.0 } else { 0.0 }
             })
             .collect();
         let gray = LabImage {
@@ -1356,8 +1299,7 @@ mod tests {
         let (reference, rep) = colorize_with_hints_report(&gray, &map, &tight).unwrap();
         assert!(rep.converged, "{rep:?}");
         // Default tolerance: well under one a*b* unit anywhere; tighter: near-exact.
-        for (tolerance, max_allowed) in [(SolverOptions::default().tolerance, 0.25), (1e-6, 0.005)]
-        {
+        for (tolerance, max_allowed) in [(SolverOptions::default().tolerance, 0.25), (1e-6, 0.005)] {
             let opts = SolverOptions {
                 tolerance,
                 ..SolverOptions::default()
@@ -1382,10 +1324,7 @@ mod tests {
         let gray = two_region_gray(20, 10);
         // Outside the image.
         let set = HintSet {
-            points: vec![
-                HintPoint::rgb(5, 5, [255, 0, 0]),
-                HintPoint::rgb(20, 3, [0, 0, 255]),
-            ],
+            points: vec![HintPoint::rgb(5, 5, [255, 0, 0]), HintPoint::rgb(20, 3, [0, 0, 255])],
         };
         let err = HintMap::from_points(&set, 20, 10).unwrap_err();
         assert!(matches!(
@@ -1430,8 +1369,7 @@ mod tests {
             hints_from_json("{\"points\": [{\"x\": 1, \"y\": \"a\"}]}"),
             Err(ClassicError::HintsJson(_))
         ));
-        let bad_colour =
-            hints_from_json(r##"{"points":[{"x":1,"y":1,"color":"#12345"}]}"##).unwrap();
+        let bad_colour = hints_from_json(r##"{"points":[{"x":1,"y":1,"color":"#12345"}]}"##).unwrap();
         assert!(matches!(
             HintMap::from_points(&bad_colour, 20, 10),
             Err(ClassicError::BadColour { .. })
@@ -1441,8 +1379,7 @@ mod tests {
             HintMap::from_points(&none, 20, 10),
             Err(ClassicError::BadHint { index: 0, .. })
         ));
-        let two = hints_from_json(r##"{"points":[{"x":1,"y":1,"color":"#fff","rgb":[1,2,3]}]}"##)
-            .unwrap();
+        let two = hints_from_json(r##"{"points":[{"x":1,"y":1,"color":"#fff","rgb":[1,2,3]}]}"##).unwrap();
         assert!(matches!(
             HintMap::from_points(&two, 20, 10),
             Err(ClassicError::BadHint { .. })
@@ -1451,8 +1388,7 @@ mod tests {
         let huge = r##"{"points":[{"x":1,"y":1,"color":"#fff","radius":1e30}]}"##;
         let huge = hints_from_json(huge).unwrap();
         assert_eq!(HintMap::from_points(&huge, 20, 10).unwrap().count(), 200);
-        let rad =
-            hints_from_json(r##"{"points":[{"x":1,"y":1,"color":"#fff","radius":-2}]}"##).unwrap();
+        let rad = hints_from_json(r##"{"points":[{"x":1,"y":1,"color":"#fff","radius":-2}]}"##).unwrap();
         assert!(matches!(
             HintMap::from_points(&rad, 20, 10),
             Err(ClassicError::BadHint { .. })
@@ -1539,8 +1475,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         // A scribble PNG over a flat gray image.
         let (w, h) = (16u32, 12u32);
-        let gray =
-            super::super::lab_from_gray(&image::GrayImage::from_pixel(w, h, image::Luma([128])));
+        let gray = super::super::lab_from_gray(&image::GrayImage::from_pixel(w, h, image::Luma([128])));
         let mut scribble = RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
         for x in 2..6 {
             scribble.put_pixel(x, 3, image::Rgb([200, 40, 40]));
@@ -1557,11 +1492,7 @@ mod tests {
         );
         // A hints JSON file.
         let json = dir.join("hints.json");
-        std::fs::write(
-            &json,
-            r##"{"points":[{"x":1,"y":2,"color":"#00ff00","radius":1}]}"##,
-        )
-        .unwrap();
+        std::fs::write(&json, r##"{"points":[{"x":1,"y":2,"color":"#00ff00","radius":1}]}"##).unwrap();
         let set = load_hints_json(&json).unwrap();
         assert_eq!(HintMap::from_points(&set, w, h).unwrap().count(), 5);
         // Missing files and a file that is not an image.

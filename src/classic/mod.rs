@@ -20,22 +20,17 @@ use image::GrayImage;
 use crate::color::LabImage;
 
 pub use hints::{
-    HintMap, HintPoint, HintSet, SCRIBBLE_MIN_CHROMA, SolveReport, SolverOptions,
-    colorize_with_hints, colorize_with_hints_report, hints_from_json, hints_from_scribble,
-    hints_to_json, load_hints_json, load_scribble,
+    HintMap, HintPoint, HintSet, SCRIBBLE_MIN_CHROMA, SolveReport, SolverOptions, colorize_with_hints,
+    colorize_with_hints_report, hints_from_json, hints_from_scribble, hints_to_json, load_hints_json, load_scribble,
 };
-pub use palette::{
-    Palette, PaletteSpec, Stop, apply_palette, palette_by_name_or_file, preset, preset_names,
-};
+pub use palette::{Palette, PaletteSpec, Stop, apply_palette, palette_by_name_or_file, preset, preset_names};
 pub use reference::{reinhard_transfer, welsh_transfer};
 
 /// Everything that can go wrong in the classic methods; every message is one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassicError {
     /// A [`LabImage`] whose planes do not hold `width * height` values.
-    #[error(
-        "malformed L*a*b* image: {width}x{height} needs {expected} values per plane, got l={l}, a={a}, b={b}"
-    )]
+    #[error("malformed L*a*b* image: {width}x{height} needs {expected} values per plane, got l={l}, a={a}, b={b}")]
     MalformedLab {
         width: u32,
         height: u32,
@@ -141,9 +136,7 @@ pub(crate) fn with_ab(target: &LabImage, a: Vec<f32>, b: Vec<f32>) -> LabImage {
 
 /// Parses `#rrggbb`, `rrggbb`, `#rgb` or `rgb` (hex digits, either case) to 8-bit sRGB.
 pub fn parse_hex_colour(s: &str) -> Result<[u8; 3], ClassicError> {
-    let bad = || ClassicError::BadColour {
-        value: s.to_string(),
-    };
+    let bad = || ClassicError::BadColour { value: s.to_string() };
     let hex = s.trim();
     let hex = hex.strip_prefix('#').unwrap_or(hex);
     if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
@@ -198,9 +191,7 @@ mod tests {
         assert_eq!(parse_hex_colour("FF8000").unwrap(), [255, 128, 0]);
         assert_eq!(parse_hex_colour("#f80").unwrap(), [255, 136, 0]);
         assert_eq!(format_hex_colour([255, 128, 0]), "#ff8000");
-        for bad in [
-            "", "#", "#ff80", "#gg0000", "#ff00001", "red", "#+f0000", "#ééé",
-        ] {
+        for bad in ["", "#", "#ff80", "#gg0000", "#ff00001", "red", "#+f0000", "#ééé"] {
             let err = parse_hex_colour(bad).unwrap_err();
             assert!(matches!(err, ClassicError::BadColour { .. }), "{bad}");
             assert!(err.to_string().contains("#rrggbb"));

@@ -132,14 +132,7 @@ const PRESETS: &[Preset] = &[
     ),
 ];
 
-const PRESET_NAMES: &[&str] = &[
-    "sepia",
-    "selenium",
-    "cyanotype",
-    "sunset",
-    "forest",
-    "thermal",
-];
+const PRESET_NAMES: &[&str] = &["sepia", "selenium", "cyanotype", "sunset", "forest", "thermal"];
 
 /// Names of the built-in palettes.
 pub fn preset_names() -> &'static [&'static str] {
@@ -152,9 +145,7 @@ fn valid_names() -> String {
 
 /// A built-in palette by name (case-insensitive).
 pub fn preset(name: &str) -> Option<Palette> {
-    let (pname, stops) = PRESETS
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))?;
+    let (pname, stops) = PRESETS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))?;
     let stops: Vec<(f32, [u8; 3])> = stops
         .iter()
         .map(|&(p, hex)| (p, parse_hex_colour(hex).unwrap_or([0, 0, 0])))
@@ -204,9 +195,7 @@ impl Palette {
     /// is not a finite number in [0, 100].
     pub fn new(name: impl Into<String>, stops: &[(f32, [u8; 3])]) -> Result<Self, ClassicError> {
         if stops.is_empty() {
-            return Err(ClassicError::BadPalette(
-                "a palette needs at least one stop".into(),
-            ));
+            return Err(ClassicError::BadPalette("a palette needs at least one stop".into()));
         }
         if stops.len() > MAX_STOPS {
             return Err(ClassicError::BadPalette(format!(
@@ -238,18 +227,14 @@ impl Palette {
     /// Parses the JSON file format (see the module documentation); `default_name` is used
     /// when the JSON has no `"name"`.
     pub fn from_json(default_name: &str, json: &str) -> Result<Self, ClassicError> {
-        let spec: PaletteSpec = serde_json::from_str(json)
-            .map_err(|e| ClassicError::BadPalette(format!("invalid JSON: {e}")))?;
+        let spec: PaletteSpec =
+            serde_json::from_str(json).map_err(|e| ClassicError::BadPalette(format!("invalid JSON: {e}")))?;
         let mut stops = Vec::with_capacity(spec.stops.len());
         for (i, (pos, hex)) in spec.stops.iter().enumerate() {
-            let rgb = parse_hex_colour(hex)
-                .map_err(|e| ClassicError::BadPalette(format!("stop #{i}: {e}")))?;
+            let rgb = parse_hex_colour(hex).map_err(|e| ClassicError::BadPalette(format!("stop #{i}: {e}")))?;
             stops.push((*pos, rgb));
         }
-        Self::new(
-            spec.name.unwrap_or_else(|| default_name.to_string()),
-            &stops,
-        )
+        Self::new(spec.name.unwrap_or_else(|| default_name.to_string()), &stops)
     }
 
     /// The palette in the JSON file format.
@@ -284,10 +269,7 @@ impl Palette {
             if l < q.position {
                 // p.position <= l < q.position, so the span is positive.
                 let t = (l - p.position) / (q.position - p.position);
-                return [
-                    p.ab[0] + t * (q.ab[0] - p.ab[0]),
-                    p.ab[1] + t * (q.ab[1] - p.ab[1]),
-                ];
+                return [p.ab[0] + t * (q.ab[0] - p.ab[0]), p.ab[1] + t * (q.ab[1] - p.ab[1])];
             }
         }
         last.ab
@@ -301,11 +283,7 @@ impl Palette {
 /// # Errors
 /// [`ClassicError::MalformedLab`] for inconsistent planes, [`ClassicError::BadParameter`]
 /// when `strength` is negative or not finite.
-pub fn apply_palette(
-    gray: &LabImage,
-    palette: &Palette,
-    strength: f32,
-) -> Result<LabImage, ClassicError> {
+pub fn apply_palette(gray: &LabImage, palette: &Palette, strength: f32) -> Result<LabImage, ClassicError> {
     check_lab(gray)?;
     if !(strength.is_finite() && strength >= 0.0) {
         return Err(ClassicError::BadParameter {
@@ -354,10 +332,7 @@ mod tests {
                 assert!((l - s.position).abs() <= 1.0, "{name}: {s:?} has L* {l}");
             }
         }
-        assert!(
-            palette_by_name_or_file("SePiA").is_ok(),
-            "names are case-insensitive"
-        );
+        assert!(palette_by_name_or_file("SePiA").is_ok(), "names are case-insensitive");
     }
 
     #[test]
@@ -392,10 +367,7 @@ mod tests {
         assert_eq!(p.ab_at(100.0), [blue[1], blue[2]]);
         // L = 30 is a quarter of the way from 20 to 60.
         let got = p.ab_at(30.0);
-        let want = [
-            red[1] + 0.25 * (blue[1] - red[1]),
-            red[2] + 0.25 * (blue[2] - red[2]),
-        ];
+        let want = [red[1] + 0.25 * (blue[1] - red[1]), red[2] + 0.25 * (blue[2] - red[2])];
         assert!((got[0] - want[0]).abs() < 1e-4 && (got[1] - want[1]).abs() < 1e-4);
         // Strength scales the chroma; 0 gives gray.
         let img = LabImage {
@@ -422,11 +394,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tinct-palette-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("copper.json");
-        std::fs::write(
-            &good,
-            r##"{"stops":[[0,"#000000"],[50,"#aa5500"],[100,"#ffffff"]]}"##,
-        )
-        .unwrap();
+        std::fs::write(&good, r##"{"stops":[[0,"#000000"],[50,"#aa5500"],[100,"#ffffff"]]}"##).unwrap();
         let p = palette_by_name_or_file(good.to_str().unwrap()).unwrap();
         assert_eq!(p.name, "copper");
         assert_eq!(p.stops().len(), 3);
@@ -446,10 +414,7 @@ mod tests {
             let path = dir.join(file);
             std::fs::write(&path, text).unwrap();
             let err = palette_by_name_or_file(path.to_str().unwrap()).unwrap_err();
-            assert!(
-                matches!(err, ClassicError::PaletteFile { .. }),
-                "{file}: {err}"
-            );
+            assert!(matches!(err, ClassicError::PaletteFile { .. }), "{file}: {err}");
             let msg = err.to_string();
             assert!(
                 msg.contains(file) && msg.contains("sepia, selenium, cyanotype"),

@@ -106,10 +106,7 @@ fn stats3(px: &[[f64; 3]]) -> ([f64; 3], [f64; 3]) {
 ///
 /// # Errors
 /// [`ClassicError::EmptyImage`] when `reference` has no pixels.
-pub fn reinhard_transfer(
-    target: &RgbImage,
-    reference: &RgbImage,
-) -> Result<RgbImage, ClassicError> {
+pub fn reinhard_transfer(target: &RgbImage, reference: &RgbImage) -> Result<RgbImage, ClassicError> {
     if reference.width() == 0 || reference.height() == 0 {
         return Err(ClassicError::EmptyImage { what: "reference" });
     }
@@ -159,11 +156,7 @@ struct Sample {
 fn mean_sd(v: &[f32]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.par_iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v
-        .par_iter()
-        .map(|&x| (x as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    let var = v.par_iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
     (mean, var.sqrt())
 }
 
@@ -190,10 +183,8 @@ fn local_sd(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
         for (x, o) in row.iter_mut().enumerate() {
             let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
             let n = ((y1 - y0) * (x1 - x0)) as f64;
-            let rect = |s: &[f64]| {
-                s[y1 * stride + x1] - s[y0 * stride + x1] - s[y1 * stride + x0]
-                    + s[y0 * stride + x0]
-            };
+            let rect =
+                |s: &[f64]| s[y1 * stride + x1] - s[y0 * stride + x1] - s[y1 * stride + x0] + s[y0 * stride + x0];
             let m = rect(&s1) / n;
             *o = (rect(&s2) / n - m * m).max(0.0).sqrt() as f32;
         }
@@ -249,11 +240,7 @@ fn sample_grid(w: usize, h: usize) -> (usize, usize) {
 /// # Errors
 /// [`ClassicError::MalformedLab`] for inconsistent planes, [`ClassicError::EmptyImage`] for a
 /// reference without pixels.
-pub fn welsh_transfer(
-    target_l: &LabImage,
-    reference: &RgbImage,
-    seed: u64,
-) -> Result<LabImage, ClassicError> {
+pub fn welsh_transfer(target_l: &LabImage, reference: &RgbImage, seed: u64) -> Result<LabImage, ClassicError> {
     let n = check_lab(target_l)?;
     if reference.width() == 0 || reference.height() == 0 {
         return Err(ClassicError::EmptyImage { what: "reference" });
@@ -274,10 +261,7 @@ pub fn welsh_transfer(
     // 1. Luminance remapping.
     let ((mt, st), (mr, sr)) = (mean_sd(&target_l.l), mean_sd(&ref_l));
     let k = if sr > 0.0 { st / sr } else { 1.0 };
-    let remapped: Vec<f32> = ref_l
-        .par_iter()
-        .map(|&l| ((l as f64 - mr) * k + mt) as f32)
-        .collect();
+    let remapped: Vec<f32> = ref_l.par_iter().map(|&l| ((l as f64 - mr) * k + mt) as f32).collect();
 
     // 2. Jittered-grid samples.
     let (cols, rows) = sample_grid(rw, rh);
@@ -375,13 +359,7 @@ mod tests {
                 assert!((inv[i][j] - paper[i][j]).abs() < 0.02, "{inv:?}");
             }
         }
-        for p in [
-            [0u8, 0, 0],
-            [255, 255, 255],
-            [255, 0, 0],
-            [12, 200, 77],
-            [1, 1, 1],
-        ] {
+        for p in [[0u8, 0, 0], [255, 255, 255], [255, 0, 0], [12, 200, 77], [1, 1, 1]] {
             assert_eq!(lalphabeta_to_rgb8(rgb8_to_lalphabeta(p), &lms_to_rgb()), p);
         }
         // Gray (R = G = B) has α ≈ β ≈ 0 (the LMS rows sum to 1 within 1e-4).
@@ -404,18 +382,10 @@ mod tests {
     fn reinhard_matches_reference_statistics() {
         // A bluish target and a warm reference (moderate colours, so little clipping).
         let target = RgbImage::from_fn(32, 32, |x, y| {
-            Rgb([
-                (60 + x * 2) as u8,
-                (80 + y) as u8,
-                (150 + (x + y) % 40) as u8,
-            ])
+            Rgb([(60 + x * 2) as u8, (80 + y) as u8, (150 + (x + y) % 40) as u8])
         });
         let reference = RgbImage::from_fn(24, 20, |x, y| {
-            Rgb([
-                (170 + x) as u8,
-                (110 + y * 2) as u8,
-                (60 + (x * y) % 30) as u8,
-            ])
+            Rgb([(170 + x) as u8, (110 + y * 2) as u8, (60 + (x * y) % 30) as u8])
         });
         let out = reinhard_transfer(&target, &reference).unwrap();
         let stats = |img: &RgbImage| {
@@ -528,10 +498,7 @@ mod tests {
         ] {
             let (cols, rows) = sample_grid(w, h);
             let n = cols * rows;
-            assert!(
-                n <= WELSH_SAMPLES && cols <= w && rows <= h,
-                "{w}x{h}: {cols}x{rows}"
-            );
+            assert!(n <= WELSH_SAMPLES && cols <= w && rows <= h, "{w}x{h}: {cols}x{rows}");
             if w * h >= WELSH_SAMPLES && w >= 15 && h >= 15 {
                 assert!(n >= 180, "{w}x{h}: only {n} samples");
             }

@@ -21,15 +21,15 @@ use burn::tensor::ops::PadMode;
 
 /// Depthwise convolution of `x` [N, C, H, W] with `weight` [C, 1, K, K] (no bias), `stride`,
 /// and explicit zero padding `(top, left, bottom, right)`, as in `Conv2d` with `groups = C`.
-pub fn depthwise_conv2d_shifted(
-    x: Tensor<4>,
-    weight: Tensor<4>,
-    stride: usize,
-    padding: [usize; 4],
-) -> Tensor<4> {
+pub fn depthwise_conv2d_shifted(x: Tensor<4>, weight: Tensor<4>, stride: usize, padding: [usize; 4]) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let [cw, one, k, k2] = weight.dims();
-    assert!(cw == c && one == 1 && k == k2, "depthwise weight {:?} for input {:?}", weight.dims(), x.dims());
+    assert!(
+        cw == c && one == 1 && k == k2,
+        "depthwise weight {:?} for input {:?}",
+        weight.dims(),
+        x.dims()
+    );
     let [top, left, bottom, right] = padding;
     let x = if padding == [0; 4] {
         x
@@ -47,7 +47,10 @@ pub fn depthwise_conv2d_shifted(
                 Slice::from_range_stepped(u..u + (ho - 1) * stride + 1, stride as isize),
                 Slice::from_range_stepped(v..v + (wo - 1) * stride + 1, stride as isize),
             ]);
-            let wk = weight.clone().slice([0..c, 0..1, u..u + 1, v..v + 1]).reshape([1, c, 1, 1]);
+            let wk = weight
+                .clone()
+                .slice([0..c, 0..1, u..u + 1, v..v + 1])
+                .reshape([1, c, 1, 1]);
             let term = tap * wk;
             out = Some(match out {
                 Some(acc) => acc + term,
@@ -65,7 +68,15 @@ mod tests {
     use burn::nn::conv::{Conv2d, Conv2dConfig};
     use burn::tensor::Distribution::Uniform;
 
-    fn conv(cin: usize, cout: usize, k: usize, stride: usize, groups: usize, pad: [usize; 4], device: &Device) -> Conv2d {
+    fn conv(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        pad: [usize; 4],
+        device: &Device,
+    ) -> Conv2d {
         Conv2dConfig::new([cin, cout], [k, k])
             .with_groups(groups)
             .with_stride([stride, stride])
@@ -106,7 +117,11 @@ mod tests {
             let g2 = (y2.clone() * r).sum().backward();
             let what = format!("c {c}, {h}px, k {k}, stride {s}");
             close(y1.inner(), y2.inner(), &format!("{what}: output"));
-            close(Tensor::from_inner(x.grad(&g1).unwrap()), Tensor::from_inner(x2.grad(&g2).unwrap()), &format!("{what}: input gradient"));
+            close(
+                Tensor::from_inner(x.grad(&g1).unwrap()),
+                Tensor::from_inner(x2.grad(&g2).unwrap()),
+                &format!("{what}: input gradient"),
+            );
             close(
                 Tensor::from_inner(layer.weight.val().grad(&g1).unwrap()),
                 Tensor::from_inner(w.grad(&g2).unwrap()),
@@ -145,8 +160,21 @@ mod tests {
             wg.push(half);
         }
         let g2 = loss.unwrap().backward();
-        close(Tensor::from_inner(x.grad(&g).unwrap()), Tensor::from_inner(x2.grad(&g2).unwrap()), "input gradient");
-        let split = Tensor::cat(wg.iter().map(|h| Tensor::from_inner(h.weight.val().grad(&g2).unwrap())).collect(), 0);
-        close(Tensor::from_inner(grouped.weight.val().grad(&g).unwrap()), split, "weight gradient");
+        close(
+            Tensor::from_inner(x.grad(&g).unwrap()),
+            Tensor::from_inner(x2.grad(&g2).unwrap()),
+            "input gradient",
+        );
+        let split = Tensor::cat(
+            wg.iter()
+                .map(|h| Tensor::from_inner(h.weight.val().grad(&g2).unwrap()))
+                .collect(),
+            0,
+        );
+        close(
+            Tensor::from_inner(grouped.weight.val().grad(&g).unwrap()),
+            split,
+            "weight gradient",
+        );
     }
 }

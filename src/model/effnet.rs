@@ -51,7 +51,10 @@ fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// CPU backend the direct kernel is cheaper and is used.
 pub fn upsample_bilinear(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
     if x.device().inner() == Device::flex() {
-        interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]))
+        interpolate(
+            x,
+            InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]),
+        )
     } else {
         upsample_bilinear_matmul(x, h, w)
     }
@@ -76,7 +79,11 @@ pub fn upsample_bilinear_matmul(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
 fn interpolation_matrix(n: usize, m: usize, device: &Device) -> Tensor<2> {
     let mut a = vec![0f32; m * n];
     for i in 0..m {
-        let src = if m > 1 { i as f64 * (n - 1) as f64 / (m - 1) as f64 } else { 0.0 };
+        let src = if m > 1 {
+            i as f64 * (n - 1) as f64 / (m - 1) as f64
+        } else {
+            0.0
+        };
         let i0 = (src.floor() as usize).min(n - 1);
         let i1 = (i0 + 1).min(n - 1);
         let f = (src - i0 as f64) as f32;
@@ -87,7 +94,10 @@ fn interpolation_matrix(n: usize, m: usize, device: &Device) -> Tensor<2> {
 }
 
 fn bn(c: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(c).with_epsilon(BN_EPS).with_momentum(0.01).init(device)
+    BatchNormConfig::new(c)
+        .with_epsilon(BN_EPS)
+        .with_momentum(0.01)
+        .init(device)
 }
 
 /// TF "SAME" padding (top, left, bottom, right) for an even input size.
@@ -117,7 +127,11 @@ fn fold_bn(conv: &mut Conv2d, bn: &BatchNorm) {
     let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
     let [cout] = scale.dims();
     let w = conv.weight.val() * scale.clone().reshape([cout, 1, 1, 1]);
-    let b0 = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| scale.zeros_like());
+    let b0 = conv
+        .bias
+        .as_ref()
+        .map(|b| b.val())
+        .unwrap_or_else(|| scale.zeros_like());
     let b = bn.beta.val() + (b0 - bn.running_mean.value()) * scale;
     conv.weight = Param::initialized(ParamId::new(), w);
     conv.bias = Some(Param::initialized(ParamId::new(), b));
@@ -229,14 +243,23 @@ impl Encoder {
                     .collect()
             })
             .collect();
-        Encoder { conv_stem: conv(3, 32, 3, 2, 1, device), bn1: bn(32, device), blocks, folded: false }
+        Encoder {
+            conv_stem: conv(3, 32, 3, 2, 1, device),
+            bn1: bn(32, device),
+            blocks,
+            folded: false,
+        }
     }
 
     /// Folds every batch norm into its convolution, for inference: the same function with
     /// fewer passes over the activations. Only valid with batch norm in inference mode.
     pub fn fold_batch_norms(mut self) -> Encoder {
         fold_bn(&mut self.conv_stem, &self.bn1);
-        self.blocks = self.blocks.into_iter().map(|s| s.into_iter().map(Block::fold).collect()).collect();
+        self.blocks = self
+            .blocks
+            .into_iter()
+            .map(|s| s.into_iter().map(Block::fold).collect())
+            .collect();
         self.folded = true;
         self
     }
@@ -261,7 +284,9 @@ impl Encoder {
             .with_key_remapping(r"(bn\d)\.weight$", "$1.gamma")
             .with_key_remapping(r"(bn\d)\.bias$", "$1.beta")
             .allow_partial(true);
-        let r = self.load_from(&mut store).map_err(|e| anyhow!("{}: cannot load encoder weights: {e}", path.display()))?;
+        let r = self
+            .load_from(&mut store)
+            .map_err(|e| anyhow!("{}: cannot load encoder weights: {e}", path.display()))?;
         if !r.errors.is_empty() || !r.missing.is_empty() {
             bail!(
                 "{}: not EfficientNet-Lite0 weights ({} errors, {} missing tensors)",
@@ -299,9 +324,16 @@ impl Classifier {
             .with_key_remapping(r"(bn\d)\.weight$", "$1.gamma")
             .with_key_remapping(r"(bn\d)\.bias$", "$1.beta")
             .with_from_adapter(burn::store::PyTorchToBurnAdapter);
-        let r = m.load_from(&mut store).map_err(|e| anyhow!("{}: cannot load: {e}", path.display()))?;
+        let r = m
+            .load_from(&mut store)
+            .map_err(|e| anyhow!("{}: cannot load: {e}", path.display()))?;
         if !r.errors.is_empty() || !r.missing.is_empty() {
-            bail!("{}: {} errors, {} missing tensors: {r}", path.display(), r.errors.len(), r.missing.len());
+            bail!(
+                "{}: {} errors, {} missing tensors: {r}",
+                path.display(),
+                r.errors.len(),
+                r.missing.len()
+            );
         }
         Ok(m)
     }
@@ -417,7 +449,11 @@ impl UpBlock {
             (Some(up), Some(sk)) => upsample_bilinear(up.forward(x), h, w) + sk.forward(skip),
             _ => {
                 let up = upsample_bilinear(x, h, w);
-                norm(&self.norm1, self.folded, self.mix.forward(Tensor::cat(vec![up, skip], 1)))
+                norm(
+                    &self.norm1,
+                    self.folded,
+                    self.mix.forward(Tensor::cat(vec![up, skip], 1)),
+                )
             }
         };
         relu(norm(&self.norm2, self.folded, self.spatial.forward(relu(mixed))))
@@ -476,10 +512,20 @@ impl EffUnet {
     /// `l`: `[B, 1, H, W]` in [-1, 1], H and W multiples of 32.
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         // A folded model's stem takes L directly (see `fold_batch_norms`).
-        let x = if self.encoder.conv_stem.weight.dims()[1] == 1 { l.clone() } else { l.clone().repeat_dim(1, 3) };
+        let x = if self.encoder.conv_stem.weight.dims()[1] == 1 {
+            l.clone()
+        } else {
+            l.clone().repeat_dim(1, 3)
+        };
         let stages = self.encoder.forward_stages(x);
         let mut h = stages[SKIP_STAGES[4]].clone();
-        let skips = [&stages[SKIP_STAGES[3]], &stages[SKIP_STAGES[2]], &stages[SKIP_STAGES[1]], &stages[SKIP_STAGES[0]], &l];
+        let skips = [
+            &stages[SKIP_STAGES[3]],
+            &stages[SKIP_STAGES[2]],
+            &stages[SKIP_STAGES[1]],
+            &stages[SKIP_STAGES[0]],
+            &l,
+        ];
         for (block, skip) in self.up.iter().zip(skips) {
             h = block.forward(h, skip.clone());
         }
@@ -512,7 +558,11 @@ mod tests {
         struct Stats;
         impl burn::module::ModuleMapper for Stats {
             fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                if D == 1 { p.map(|t| t.random_like(burn::tensor::Distribution::Uniform(0.5, 1.5))) } else { p }
+                if D == 1 {
+                    p.map(|t| t.random_like(burn::tensor::Distribution::Uniform(0.5, 1.5)))
+                } else {
+                    p
+                }
             }
         }
         let g = EffUnetConfig::new().init(&device).map(&mut Stats).valid();
@@ -560,7 +610,10 @@ mod tests {
     fn reference() -> Option<(std::path::PathBuf, serde_json::Value)> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/weights");
         let json = std::fs::read_to_string(dir.join("efficientnet-lite0.reference.json")).ok()?;
-        Some((dir.join("efficientnet-lite0.safetensors"), serde_json::from_str(&json).ok()?))
+        Some((
+            dir.join("efficientnet-lite0.safetensors"),
+            serde_json::from_str(&json).ok()?,
+        ))
     }
 
     #[test]
@@ -572,7 +625,9 @@ mod tests {
         let device = Device::flex();
         let model = Classifier::load(&weights, &device).unwrap();
         let dir = weights.parent().unwrap();
-        let img = image::open(dir.join("efficientnet-lite0.reference-chelsea.png")).unwrap().to_rgb8();
+        let img = image::open(dir.join("efficientnet-lite0.reference-chelsea.png"))
+            .unwrap()
+            .to_rgb8();
         let inputs: Vec<(&str, Vec<f32>)> = vec![
             ("constant_0.5", vec![(255.0 * 0.5 - 127.0) / 128.0; 3 * 224 * 224]),
             ("gradient", {
@@ -601,7 +656,11 @@ mod tests {
             let x = Tensor::<4>::from_data(TensorData::new(data, [1, 3, 224, 224]), &device);
             let logits = model.forward(x).into_data().try_into_vec::<f32>().unwrap();
             let refs = find_logits(&reference, name).unwrap_or_else(|| panic!("no reference for {name}"));
-            let max_diff = logits.iter().zip(&refs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let max_diff = logits
+                .iter()
+                .zip(&refs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
             let top = |v: &[f32]| {
                 let mut idx: Vec<usize> = (0..v.len()).collect();
                 idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
@@ -616,7 +675,11 @@ mod tests {
 
     /// All 1000 reference logits of one input, wherever the JSON keeps them.
     fn find_logits(v: &serde_json::Value, name: &str) -> Option<Vec<f32>> {
-        let entry = v.get("inputs")?.as_array()?.iter().find(|e| e.get("name").and_then(|n| n.as_str()) == Some(name))?;
+        let entry = v
+            .get("inputs")?
+            .as_array()?
+            .iter()
+            .find(|e| e.get("name").and_then(|n| n.as_str()) == Some(name))?;
         let arr = entry.get("logits")?.as_array()?;
         Some(arr.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
     }

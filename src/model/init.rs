@@ -22,8 +22,15 @@ macro_rules! normal_init_for {
         impl NormalInit for $config {
             type Module = $module;
             fn init_normal(self, device: &Device) -> $module {
-                let mut conv = self.with_initializer(Initializer::Normal { mean: 0.0, std: INIT_STD }).init(device);
-                conv.bias = conv.bias.map(|b| Param::initialized(ParamId::new(), b.val().zeros_like()));
+                let mut conv = self
+                    .with_initializer(Initializer::Normal {
+                        mean: 0.0,
+                        std: INIT_STD,
+                    })
+                    .init(device);
+                conv.bias = conv
+                    .bias
+                    .map(|b| Param::initialized(ParamId::new(), b.val().zeros_like()));
                 conv
             }
         }

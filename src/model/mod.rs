@@ -1,8 +1,8 @@
 //! The networks: generators (L -> ab) and the discriminator, built from serialisable configs.
 
-mod init;
 pub mod depthwise;
 pub mod effnet;
+mod init;
 pub mod patchgan;
 pub mod store;
 pub mod unet;
@@ -131,7 +131,11 @@ impl Generator {
     pub fn set_encoder_frozen(self, frozen: bool) -> Generator {
         match self {
             Generator::EffUnet(mut g) => {
-                g.encoder = if frozen { g.encoder.freeze() } else { g.encoder.unfreeze() };
+                g.encoder = if frozen {
+                    g.encoder.freeze()
+                } else {
+                    g.encoder.unfreeze()
+                };
                 Generator::EffUnet(g)
             }
             other => other,
@@ -182,10 +186,7 @@ pub fn ema_update<M: Module>(ema: M, current: &M, decay: f32) -> M {
     impl ModuleMapper for Blend {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let (id, value, mapper) = param.consume();
-            let cur = self
-                .current
-                .next()
-                .expect("ema_update: modules of different structure");
+            let cur = self.current.next().expect("ema_update: modules of different structure");
             let shape = value.shape();
             let cur = cur.reshape(shape);
             let blended = value.mul_scalar(self.decay) + cur.mul_scalar(1.0 - self.decay);

@@ -73,8 +73,7 @@ fn generator_config_of(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
     if let Some(json) = meta.metadata().as_ref().and_then(|m| m.get(CONFIG_KEY)) {
-        return serde_json::from_str(json)
-            .with_context(|| format!("{}: bad embedded config", path.display()));
+        return serde_json::from_str(json).with_context(|| format!("{}: bad embedded config", path.display()));
     }
     // Fall back to a JSON file beside the weights.
     let side = path.with_extension("json");
@@ -116,9 +115,7 @@ fn average_floats(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<u8>> {
         .collect::<Result<Vec<_>>>()?;
     let parsed = widened
         .iter()
-        .map(|(p, b)| {
-            SafeTensors::deserialize(b).map_err(|e| anyhow!("{}: not a safetensors file ({e})", p.display()))
-        })
+        .map(|(p, b)| SafeTensors::deserialize(b).map_err(|e| anyhow!("{}: not a safetensors file ({e})", p.display())))
         .collect::<Result<Vec<_>>>()?;
     let (first_path, first) = (&files[0].0, &parsed[0]);
     let n = files.len() as f32;
@@ -131,7 +128,11 @@ fn average_floats(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<u8>> {
             let mut sum: Vec<f32> = vec![0.0; t.data().len() / 4];
             for (k, st) in parsed.iter().enumerate() {
                 let u = st.tensor(name).map_err(|_| {
-                    anyhow!("{}: has no tensor {name} (in {})", files[k].0.display(), first_path.display())
+                    anyhow!(
+                        "{}: has no tensor {name} (in {})",
+                        files[k].0.display(),
+                        first_path.display()
+                    )
                 })?;
                 if u.shape() != t.shape() || u.dtype() != Dtype::F32 {
                     bail!(
@@ -183,9 +184,7 @@ fn convert_floats(
             (Dtype::F32, Dtype::F16) => t
                 .data()
                 .chunks_exact(4)
-                .flat_map(|c| {
-                    half::f16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes()
-                })
+                .flat_map(|c| half::f16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
                 .collect(),
             (Dtype::F16, Dtype::F32) => t
                 .data()
@@ -211,7 +210,9 @@ fn convert_floats(
 /// their weights are averaged value by value (checkpoint averaging, as in stochastic weight
 /// averaging); the first source's config is kept.
 pub fn export_generator(srcs: &[PathBuf], dst: &Path, size: Option<usize>, half: bool) -> Result<GeneratorConfig> {
-    let Some(src) = srcs.first() else { bail!("no model to export") };
+    let Some(src) = srcs.first() else {
+        bail!("no model to export")
+    };
     let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()));
     let mut bytes = read(src)?;
     let mut config = generator_config_of(&bytes, src)?;
@@ -239,14 +240,21 @@ pub fn export_generator(srcs: &[PathBuf], dst: &Path, size: Option<usize>, half:
         bail!("--size {}: at most {}", config.size, crate::infer::MAX_WORKING_SIZE);
     }
     if config.size == 0 || !config.size.is_multiple_of(stride) {
-        bail!("--size {}: must be a positive multiple of {stride} for this model", config.size);
+        bail!(
+            "--size {}: must be a positive multiple of {stride} for this model",
+            config.size
+        );
     }
     let json = serde_json::to_string_pretty(&config)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file ({e})", src.display()))?;
     let mut info = meta.metadata().clone().unwrap_or_default();
     info.insert(CONFIG_KEY.to_string(), json.clone());
-    let to = if half { safetensors::Dtype::F16 } else { safetensors::Dtype::F32 };
+    let to = if half {
+        safetensors::Dtype::F16
+    } else {
+        safetensors::Dtype::F32
+    };
     let out = convert_floats(&bytes, to, Some(info))
         .map_err(|e| anyhow!("{}: cannot convert ({e})", src.display()))?
         .expect("metadata given, so always rewritten");
@@ -266,7 +274,11 @@ mod tests {
             .into_iter()
             .filter(|(_, t)| t.dtype() == safetensors::Dtype::F32)
             .map(|(n, t)| {
-                let v = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let v = t
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 (n, v)
             })
             .collect();
@@ -299,7 +311,10 @@ mod tests {
             for (i, got) in v.iter().enumerate() {
                 let xs: Vec<f32> = inputs.iter().map(|t| t[k].1[i]).collect();
                 let want = xs.iter().sum::<f32>() / 3.0;
-                assert!((got - want).abs() <= 1e-6 * (1.0 + want.abs()), "{name}[{i}]: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{name}[{i}]: {got} vs {want}"
+                );
                 differing += usize::from(xs[0] != xs[1]);
             }
         }
@@ -309,7 +324,12 @@ mod tests {
         let other = GeneratorConfig::unet_for_size(32, 8);
         let odd = dir.path().join("odd.safetensors");
         save_generator(&other.init(&device), &other, &odd).unwrap();
-        let err = export_generator(&[paths[0].clone(), odd], &avg, None, false).unwrap_err().to_string();
-        assert!(err.contains("odd.safetensors") && err.contains("different network"), "{err}");
+        let err = export_generator(&[paths[0].clone(), odd], &avg, None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("odd.safetensors") && err.contains("different network"),
+            "{err}"
+        );
     }
 }

@@ -52,7 +52,11 @@ impl UnetConfig {
     pub fn macs(&self, size: usize) -> u64 {
         let mut total = 0u64;
         for i in 0..self.depth {
-            let cin = if i == 0 { self.in_channels } else { self.level_channels(i - 1) };
+            let cin = if i == 0 {
+                self.in_channels
+            } else {
+                self.level_channels(i - 1)
+            };
             let cout = self.level_channels(i);
             let out_hw = (size >> (i + 1)).pow(2) as u64;
             total += (cin * cout * 16) as u64 * out_hw;
@@ -100,8 +104,7 @@ impl UnetConfig {
                     device,
                 ),
                 norm: (!outermost).then(|| init_batch_norm(up_out, device)),
-                dropout: (i >= 4 && i + 2 <= n && !innermost)
-                    .then(|| DropoutConfig::new(self.dropout).init()),
+                dropout: (i >= 4 && i + 2 <= n && !innermost).then(|| DropoutConfig::new(self.dropout).init()),
             });
         }
         Unet { down, up }
@@ -217,11 +220,7 @@ mod tests {
     fn shallow_unet_shapes_and_range() {
         let device = Device::flex();
         let g = UnetConfig::new().with_ngf(4).with_depth(5).init(&device);
-        let x = Tensor::<4>::random(
-            [2, 1, 32, 64],
-            burn::tensor::Distribution::Uniform(-1.0, 1.0),
-            &device,
-        );
+        let x = Tensor::<4>::random([2, 1, 32, 64], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
         let y = g.forward(x);
         assert_eq!(y.dims(), [2, 2, 32, 64]);
         let v = y.into_data().try_to_vec::<f32>().unwrap();

@@ -90,10 +90,7 @@ fn parse_enum<T: ValueEnum>(key: &str, value: &str) -> Result<T, ApiError> {
             .filter_map(|v| v.to_possible_value())
             .map(|v| v.get_name().to_string())
             .collect();
-        ApiError::bad_request(format!(
-            "invalid {key} '{value}' (use {})",
-            valid.join(", ")
-        ))
+        ApiError::bad_request(format!("invalid {key} '{value}' (use {})", valid.join(", ")))
     })
 }
 
@@ -118,9 +115,10 @@ impl Options {
             "fit" => self.fit = Some(parse_enum(key, value)?),
             "format" => self.format = parse_enum(key, value)?,
             "size" => {
-                let s: usize = value.trim().parse().map_err(|_| {
-                    ApiError::bad_request(format!("invalid size '{value}': not a whole number"))
-                })?;
+                let s: usize = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid size '{value}': not a whole number")))?;
                 if !SIZE_RANGE.contains(&s) {
                     return Err(ApiError::bad_request(format!(
                         "invalid size {s}: use {}..={}",
@@ -131,8 +129,7 @@ impl Options {
                 self.size = Some(s);
             }
             "hints" => {
-                let set = classic::hints_from_json(value)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let set = classic::hints_from_json(value).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 if set.points.len() > MAX_HINT_POINTS {
                     return Err(ApiError::bad_request(format!(
                         "too many hint points ({}; at most {MAX_HINT_POINTS})",
@@ -182,8 +179,8 @@ struct Encoded {
 pub async fn colorize(State(app): State<Arc<App>>, req: Request) -> Result<Response, ApiError> {
     let start = Instant::now();
     let mut opts = Options::default();
-    let Query(pairs): Query<Vec<(String, String)>> = Query::try_from_uri(req.uri())
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let Query(pairs): Query<Vec<(String, String)>> =
+        Query::try_from_uri(req.uri()).map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
     for (k, v) in &pairs {
         opts.set(k, v)?;
     }
@@ -199,11 +196,7 @@ pub async fn colorize(State(app): State<Arc<App>>, req: Request) -> Result<Respo
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/form-data")
-        });
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
     let (image, reference) = if is_multipart {
         read_multipart(req, &mut opts, app.limits.max_body_bytes).await?
     } else {
@@ -211,10 +204,7 @@ pub async fn colorize(State(app): State<Arc<App>>, req: Request) -> Result<Respo
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 body_too_large(app.limits.max_body_bytes)
             } else {
-                ApiError::new(
-                    e.status(),
-                    format!("cannot read the request body: {}", e.body_text()),
-                )
+                ApiError::new(e.status(), format!("cannot read the request body: {}", e.body_text()))
             }
         })?;
         (body, None)
@@ -267,25 +257,15 @@ fn body_too_large(limit: usize) -> ApiError {
 }
 
 /// Reads a multipart upload: files `image` and `reference`, every other field an option.
-async fn read_multipart(
-    req: Request,
-    opts: &mut Options,
-    limit: usize,
-) -> Result<(Bytes, Option<Bytes>), ApiError> {
-    let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            format!("bad multipart upload: {}", e.body_text()),
-        )
-    })?;
+async fn read_multipart(req: Request, opts: &mut Options, limit: usize) -> Result<(Bytes, Option<Bytes>), ApiError> {
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| ApiError::new(e.status(), format!("bad multipart upload: {}", e.body_text())))?;
     let field_err = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             body_too_large(limit)
         } else {
-            ApiError::new(
-                e.status(),
-                format!("bad multipart upload: {}", e.body_text()),
-            )
+            ApiError::new(e.status(), format!("bad multipart upload: {}", e.body_text()))
         }
     };
     let (mut image, mut reference) = (None, None);
@@ -294,15 +274,9 @@ async fn read_multipart(
         match name.as_str() {
             "image" | "reference" => {
                 let bytes = field.bytes().await.map_err(field_err)?;
-                let slot = if name == "image" {
-                    &mut image
-                } else {
-                    &mut reference
-                };
+                let slot = if name == "image" { &mut image } else { &mut reference };
                 if slot.replace(bytes).is_some() {
-                    return Err(ApiError::bad_request(format!(
-                        "the field '{name}' was sent twice"
-                    )));
+                    return Err(ApiError::bad_request(format!("the field '{name}' was sent twice")));
                 }
             }
             "" => return Err(ApiError::bad_request("multipart field without a name")),
@@ -357,12 +331,7 @@ pub fn decode_upload(bytes: &[u8], max_pixels: u64, what: &str) -> Result<Dynami
 }
 
 /// The blocking part: decode, colourise, encode.
-fn process(
-    app: &App,
-    o: &Options,
-    image: &[u8],
-    reference: Option<&[u8]>,
-) -> Result<Encoded, ApiError> {
+fn process(app: &App, o: &Options, image: &[u8], reference: Option<&[u8]>) -> Result<Encoded, ApiError> {
     let img = decode_upload(image, app.limits.max_pixels, "image")?;
     let kind = o.method();
     let (out, label) = match kind {
@@ -377,10 +346,7 @@ fn process(
             let out = colorizer.colorize_image(&img);
             (
                 out,
-                format!(
-                    "gan:{}",
-                    o.model.as_deref().unwrap_or(app.registry.default_name())
-                ),
+                format!("gan:{}", o.model.as_deref().unwrap_or(app.registry.default_name())),
             )
         }
         kind => {
@@ -394,8 +360,7 @@ fn process(
             (crate::infer::image_like(&out, &img), method.name())
         }
     };
-    let bytes = encode(&out, o.format)
-        .map_err(|e| ApiError::internal(format!("cannot encode the result: {e}")))?;
+    let bytes = encode(&out, o.format).map_err(|e| ApiError::internal(format!("cannot encode the result: {e}")))?;
     Ok(Encoded {
         bytes,
         format: o.format,
@@ -434,8 +399,7 @@ fn classic_method(
         MethodKind::Palette => {
             let spec = o.palette.as_deref().unwrap_or("sepia").trim();
             let palette = if spec.starts_with('{') {
-                classic::Palette::from_json("custom", spec)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?
+                classic::Palette::from_json("custom", spec).map_err(|e| ApiError::bad_request(e.to_string()))?
             } else {
                 classic::preset(spec).ok_or_else(|| {
                     ApiError::bad_request(format!(
@@ -460,8 +424,7 @@ pub fn encode(img: &DynamicImage, format: OutFormat) -> image::ImageResult<Vec<u
     let mut buf = Vec::new();
     match format {
         OutFormat::Png => {
-            let enc =
-                PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Adaptive);
+            let enc = PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Adaptive);
             match (crate::imageio::is_high_bit_depth(img), img.color().has_alpha()) {
                 (true, true) => img.to_rgba16().write_with_encoder(enc)?,
                 (true, false) => img.to_rgb16().write_with_encoder(enc)?,
@@ -470,10 +433,7 @@ pub fn encode(img: &DynamicImage, format: OutFormat) -> image::ImageResult<Vec<u
             }
         }
         OutFormat::Jpg => {
-            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(
-                &mut buf,
-                crate::imageio::JPEG_QUALITY,
-            );
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, crate::imageio::JPEG_QUALITY);
             img.to_rgb8().write_with_encoder(enc)?;
         }
         OutFormat::Webp => {

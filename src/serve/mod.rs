@@ -177,10 +177,7 @@ pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response 
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
 }
@@ -223,10 +220,7 @@ async fn timeout(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
         Err(_) => ApiError::unavailable(
-            format!(
-                "request timed out after {:.0} s (see --timeout-s)",
-                limit.as_secs_f64()
-            ),
+            format!("request timed out after {:.0} s (see --timeout-s)", limit.as_secs_f64()),
             app.pool.retry_after_s(),
         )
         .into_response(),
@@ -244,11 +238,9 @@ pub fn run(a: &ServeArgs) -> Result<()> {
             m.source.display(),
             m.size()
         ),
-        Err(e) if a.model.is_some() => anyhow::bail!(
-            "--model {}: {}",
-            a.model.as_deref().unwrap_or_default(),
-            e.message
-        ),
+        Err(e) if a.model.is_some() => {
+            anyhow::bail!("--model {}: {}", a.model.as_deref().unwrap_or_default(), e.message)
+        }
         Err(e) => eprintln!(
             "warning: {}; method=gan will fail until a model is installed",
             e.message

@@ -28,7 +28,11 @@ impl LoadedModel {
     /// Loads a generator file or run folder.
     pub fn load(path: &std::path::Path, device: &Device) -> Result<LoadedModel> {
         let (generator, config, source) = Colorizer::load(path, device)?.into_parts();
-        Ok(LoadedModel { generator, config, source })
+        Ok(LoadedModel {
+            generator,
+            config,
+            source,
+        })
     }
 
     /// The model's training (default working) size.
@@ -39,12 +43,7 @@ impl LoadedModel {
     /// A colouriser at `size` (default: the training size). The generator's tensors are
     /// shared, not copied.
     pub fn colorizer(&self, device: &Device, size: Option<usize>) -> Result<Colorizer> {
-        let c = Colorizer::new(
-            self.generator.clone(),
-            self.config.clone(),
-            device,
-            self.source.clone(),
-        );
+        let c = Colorizer::new(self.generator.clone(), self.config.clone(), device, self.source.clone());
         match size {
             Some(s) => c.with_size(s),
             None => Ok(c),
@@ -80,10 +79,7 @@ impl Registry {
         let mut entries: Vec<(ModelInfo, Option<PathBuf>)> = crate::zoo::SHIPPED
             .iter()
             .map(|(name, desc)| {
-                let path = installed
-                    .iter()
-                    .find(|a| a.name == *name)
-                    .map(|a| a.path.clone());
+                let path = installed.iter().find(|a| a.name == *name).map(|a| a.path.clone());
                 let info = ModelInfo {
                     name: name.to_string(),
                     description: desc.to_string(),
@@ -96,8 +92,7 @@ impl Registry {
         let default = match model {
             None => crate::zoo::DEFAULT_MODEL.to_string(),
             Some(spec)
-                if crate::zoo::SHIPPED.iter().any(|(n, _)| *n == spec)
-                    && !std::path::Path::new(spec).exists() =>
+                if crate::zoo::SHIPPED.iter().any(|(n, _)| *n == spec) && !std::path::Path::new(spec).exists() =>
             {
                 spec.to_string()
             }

@@ -75,9 +75,7 @@ impl Pool {
     /// A `Retry-After` estimate: the time the pool needs to drain a full queue.
     pub fn retry_after_s(&self) -> u64 {
         let per_job = self.avg_ms.load(Ordering::Relaxed) as f64 / 1000.0;
-        (per_job * self.capacity as f64 / self.workers as f64)
-            .ceil()
-            .max(1.0) as u64
+        (per_job * self.capacity as f64 / self.workers as f64).ceil().max(1.0) as u64
     }
 
     fn admit(&self) -> Result<Ticket, PoolError> {

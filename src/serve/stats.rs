@@ -97,12 +97,7 @@ pub fn summarize(csv: &str) -> Result<Vec<MethodSummary>> {
             .position(|c| c == name)
             .with_context(|| format!("results CSV has no column '{name}'"))
     };
-    let (i_mode, i_size, i_methods, i_correct) = (
-        col("mode")?,
-        col("set_size")?,
-        col("methods")?,
-        col("correct")?,
-    );
+    let (i_mode, i_size, i_methods, i_correct) = (col("mode")?, col("set_size")?, col("methods")?, col("correct")?);
     let mut groups: BTreeMap<(String, usize, String), (u64, u64)> = BTreeMap::new();
     for (n, line) in lines.enumerate() {
         let f = split_csv_line(line);
@@ -172,8 +167,7 @@ pub fn format_summary(rows: &[MethodSummary]) -> String {
 
 /// Reads a results file and formats its summary.
 pub fn summary_of_file(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     Ok(format_summary(
         &summarize(&text).with_context(|| path.display().to_string())?,
     ))
@@ -214,12 +208,7 @@ mod tests {
         assert_eq!(rows.len(), 3);
         let gan = &rows[0];
         assert_eq!(
-            (
-                gan.mode.as_str(),
-                gan.method.as_str(),
-                gan.trials,
-                gan.fooled
-            ),
+            (gan.mode.as_str(), gan.method.as_str(), gan.trials, gan.fooled),
             ("2afc", "gan", 3, 2)
         );
         assert!((gan.rate - 2.0 / 3.0).abs() < 1e-12);

@@ -45,7 +45,8 @@ use super::pool::{Pool, PoolError};
 use super::stats::csv_field;
 
 /// Columns of the results CSV.
-pub const CSV_HEADER: &str = "timestamp,participant,mode,set_size,methods,real_image,shown,chosen_index,chosen,correct,response_ms";
+pub const CSV_HEADER: &str =
+    "timestamp,participant,mode,set_size,methods,real_image,shown,chosen_index,chosen,correct,response_ms";
 
 /// Trials kept waiting for an answer; the oldest are forgotten past this.
 const MAX_PENDING: usize = 10_000;
@@ -227,11 +228,7 @@ impl Study {
             let dir = MethodDir { name, images };
             match usable(a.mode, a.set_size, &real, &dir) {
                 Ok(()) => methods.push(dir),
-                Err(why) => eprintln!(
-                    "warning: method '{}' ({}) left out: {why}",
-                    dir.name,
-                    d.display()
-                ),
+                Err(why) => eprintln!("warning: method '{}' ({}) left out: {why}", dir.name, d.display()),
             }
         }
         if methods.is_empty() {
@@ -243,11 +240,7 @@ impl Study {
         let results = open_results(&a.results)?;
         Ok(Study {
             mode: a.mode,
-            set_size: if a.mode == StudyMode::TwoAfc {
-                2
-            } else {
-                a.set_size
-            },
+            set_size: if a.mode == StudyMode::TwoAfc { 2 } else { a.set_size },
             real,
             methods,
             results: Mutex::new(results),
@@ -283,16 +276,9 @@ impl Study {
         };
         let (real_key, mut images) = match self.mode {
             StudyMode::TwoAfc => {
-                let common: Vec<&String> = self
-                    .real
-                    .keys()
-                    .filter(|k| m.images.contains_key(*k))
-                    .collect();
+                let common: Vec<&String> = self.real.keys().filter(|k| m.images.contains_key(*k)).collect();
                 // `usable` guaranteed at least one.
-                let key = common
-                    .choose(&mut *rng)
-                    .map(|k| k.to_string())
-                    .unwrap_or_default();
+                let key = common.choose(&mut *rng).map(|k| k.to_string()).unwrap_or_default();
                 (key.clone(), vec![real_shown(&key), fake_shown(&key)])
             }
             StudyMode::Sets => {
@@ -301,10 +287,7 @@ impl Study {
                     .keys()
                     .filter(|r| fakes_besides(m, r) + 1 >= self.set_size)
                     .collect();
-                let key = reals
-                    .choose(&mut *rng)
-                    .map(|k| k.to_string())
-                    .unwrap_or_default();
+                let key = reals.choose(&mut *rng).map(|k| k.to_string()).unwrap_or_default();
                 let others: Vec<&String> = m.images.keys().filter(|k| **k != key).collect();
                 let mut images = vec![real_shown(&key)];
                 images.extend(
@@ -383,12 +366,7 @@ impl Study {
             u8::from(correct).to_string(),
             response_ms.map(|v| v.to_string()).unwrap_or_default(),
         ];
-        let line = fields
-            .iter()
-            .map(|f| csv_field(f))
-            .collect::<Vec<_>>()
-            .join(",")
-            + "\n";
+        let line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",") + "\n";
         (line, correct)
     }
 
@@ -412,13 +390,11 @@ fn usable(mode: StudyMode, set_size: usize, real: &Catalogue, m: &MethodDir) -> 
         StudyMode::TwoAfc if !real.keys().any(|k| m.images.contains_key(k)) => {
             Err("no image has the same name as a real photo".into())
         }
-        StudyMode::Sets if !real.keys().any(|r| fakes_besides(m, r) + 1 >= set_size) => {
-            Err(format!(
-                "a set of {set_size} needs {} colourised images of photos other than the real one; it has {}",
-                set_size - 1,
-                m.images.len()
-            ))
-        }
+        StudyMode::Sets if !real.keys().any(|r| fakes_besides(m, r) + 1 >= set_size) => Err(format!(
+            "a set of {set_size} needs {} colourised images of photos other than the real one; it has {}",
+            set_size - 1,
+            m.images.len()
+        )),
         _ => Ok(()),
     }
 }
@@ -427,8 +403,7 @@ fn usable(mode: StudyMode, set_size: usize, real: &Catalogue, m: &MethodDir) -> 
 /// checking it in an existing one.
 fn open_results(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
     }
     let mut f = OpenOptions::new()
         .create(true)
@@ -437,9 +412,7 @@ fn open_results(path: &Path) -> Result<File> {
         .open(path)
         .with_context(|| format!("{}: cannot open for appending", path.display()))?;
     let mut head = String::new();
-    (&f).take(CSV_HEADER.len() as u64 + 1)
-        .read_to_string(&mut head)
-        .ok();
+    (&f).take(CSV_HEADER.len() as u64 + 1).read_to_string(&mut head).ok();
     if head.is_empty() {
         f.write_all(format!("{CSV_HEADER}\n").as_bytes())?;
         f.sync_data()?;
@@ -517,15 +490,8 @@ struct TrialQuery {
 
 /// A participant id: 1 to 64 letters, digits, `-`, `_`, `.` or `@` ("anonymous" if absent).
 fn participant_id(p: Option<&str>) -> Result<String, ApiError> {
-    let p = p
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .unwrap_or("anonymous");
-    if p.len() > 64
-        || !p
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-    {
+    let p = p.map(str::trim).filter(|p| !p.is_empty()).unwrap_or("anonymous");
+    if p.len() > 64 || !p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
         return Err(ApiError::bad_request(
             "participant: 1 to 64 letters, digits, '-', '_', '.' or '@'",
         ));
@@ -562,8 +528,7 @@ async fn image(
     let bytes = s
         .pool
         .run(move || -> Result<Vec<u8>, ApiError> {
-            let img =
-                crate::imageio::open(&path).map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            let img = crate::imageio::open(&path).map_err(|e| ApiError::internal(format!("{e:#}")))?;
             let img = if img.width() > max || img.height() > max {
                 img.resize(max, max, image::imageops::FilterType::Lanczos3)
             } else {
@@ -575,9 +540,7 @@ async fn image(
         })
         .await
         .map_err(|e| match e {
-            PoolError::Busy { retry_after_s } => {
-                ApiError::unavailable("server busy", retry_after_s)
-            }
+            PoolError::Busy { retry_after_s } => ApiError::unavailable("server busy", retry_after_s),
             PoolError::Panicked(m) => ApiError::internal(m),
         })??;
     let mut res = bytes.into_response();

@@ -58,9 +58,7 @@ async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::Head
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
     (status, headers, body.to_vec())
 }
 
@@ -88,10 +86,7 @@ fn post_multipart(files: &[(&str, &[u8])], fields: &[(&str, &str)]) -> Request<B
     }
     for (name, value) in fields {
         body.extend(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
         );
     }
     body.extend(format!("--{boundary}--\r\n").as_bytes());
@@ -139,27 +134,15 @@ async fn a_valid_image_comes_back_coloured_at_its_size() {
 
     // Query options, other formats, a working size.
     for (q, ct, fmt) in [
-        (
-            "format=jpg&size=64&fit=pad",
-            "image/jpeg",
-            ImageFormat::Jpeg,
-        ),
+        ("format=jpg&size=64&fit=pad", "image/jpeg", ImageFormat::Jpeg),
         ("format=webp&model=tiny", "image/webp", ImageFormat::WebP),
         ("saturation=1.5", "image/png", ImageFormat::Png),
     ] {
-        let (status, headers, body) =
-            send(&app, post_raw(&format!("/api/colorize?{q}"), input.clone())).await;
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "{q}: {}",
-            String::from_utf8_lossy(&body)
-        );
+        let (status, headers, body) = send(&app, post_raw(&format!("/api/colorize?{q}"), input.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {}", String::from_utf8_lossy(&body));
         assert_eq!(headers.get(header::CONTENT_TYPE).unwrap(), ct);
         assert_eq!(
-            image::load_from_memory_with_format(&body, fmt)
-                .unwrap()
-                .dimensions(),
+            image::load_from_memory_with_format(&body, fmt).unwrap().dimensions(),
             (45, 30)
         );
     }
@@ -172,10 +155,7 @@ async fn a_valid_image_comes_back_coloured_at_its_size() {
     // Multipart, palette: clearly coloured; the lightness is the input's.
     let (status, headers, body) = send(
         &app,
-        post_multipart(
-            &[("image", &input)],
-            &[("method", "palette"), ("palette", "sunset")],
-        ),
+        post_multipart(&[("image", &input)], &[("method", "palette"), ("palette", "sunset")]),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
@@ -188,10 +168,7 @@ async fn a_valid_image_comes_back_coloured_at_its_size() {
     let hints = r##"{"points":[{"x":5,"y":5,"color":"#ff0000","radius":2},{"x":40,"y":25,"color":"#0000ff"}]}"##;
     let (status, _, body) = send(
         &app,
-        post_multipart(
-            &[("image", &input)],
-            &[("method", "hints"), ("hints", hints)],
-        ),
+        post_multipart(&[("image", &input)], &[("method", "hints"), ("hints", hints)]),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
@@ -218,11 +195,17 @@ async fn a_valid_image_comes_back_coloured_at_its_size() {
     // Transparency comes back in PNG and WebP replies.
     let rgba = image::RgbaImage::from_fn(12, 9, |x, y| image::Rgba([90, 90, 90, (x * 20 + y) as u8]));
     let mut upload = Vec::new();
-    rgba.write_to(&mut std::io::Cursor::new(&mut upload), ImageFormat::Png).unwrap();
+    rgba.write_to(&mut std::io::Cursor::new(&mut upload), ImageFormat::Png)
+        .unwrap();
     for q in ["format=png", "format=webp"] {
         let (status, _, body) = send(&app, post_raw(&format!("/api/colorize?{q}"), upload.clone())).await;
         assert_eq!(status, StatusCode::OK, "{q}: {}", String::from_utf8_lossy(&body));
-        let alpha: Vec<u8> = image::load_from_memory(&body).unwrap().to_rgba8().pixels().map(|p| p.0[3]).collect();
+        let alpha: Vec<u8> = image::load_from_memory(&body)
+            .unwrap()
+            .to_rgba8()
+            .pixels()
+            .map(|p| p.0[3])
+            .collect();
         assert_eq!(alpha, rgba.pixels().map(|p| p.0[3]).collect::<Vec<_>>(), "{q}");
     }
 }
@@ -256,10 +239,7 @@ async fn bad_uploads_get_json_errors() {
         ),
         (
             "too many pixels",
-            post_raw(
-                "/api/colorize",
-                encoded(&gray_image(50, 50), ImageFormat::Png),
-            ),
+            post_raw("/api/colorize", encoded(&gray_image(50, 50), ImageFormat::Png)),
             StatusCode::PAYLOAD_TOO_LARGE,
             "too large",
         ),
@@ -331,10 +311,7 @@ async fn bad_uploads_get_json_errors() {
         ),
         (
             "unknown palette",
-            post_raw(
-                "/api/colorize?method=palette&palette=/etc/passwd",
-                png.clone(),
-            ),
+            post_raw("/api/colorize?method=palette&palette=/etc/passwd", png.clone()),
             StatusCode::BAD_REQUEST,
             "unknown palette",
         ),
@@ -363,8 +340,7 @@ async fn bad_uploads_get_json_errors() {
 
     // A shipped model that is not installed: a clear 404, not a panic.
     if !crate::zoo::available().iter().any(|m| m.name == "anime") {
-        let (status, headers, body) =
-            send(&app, post_raw("/api/colorize?model=anime", png.clone())).await;
+        let (status, headers, body) = send(&app, post_raw("/api/colorize?model=anime", png.clone())).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(json_error(status, &headers, &body).contains("not installed"));
     }
@@ -383,9 +359,7 @@ async fn a_body_over_the_limit_is_413() {
     assert!(json_error(status, &headers, &body).contains("too large"));
     // No declared length (streamed).
     let stream = futures_stream(big.clone());
-    let req = Request::post("/api/colorize")
-        .body(Body::from_stream(stream))
-        .unwrap();
+    let req = Request::post("/api/colorize").body(Body::from_stream(stream)).unwrap();
     let (status, headers, body) = send(&app, req).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     json_error(status, &headers, &body);
@@ -401,9 +375,7 @@ async fn a_body_over_the_limit_is_413() {
 }
 
 /// A body in 4 KiB chunks with no length.
-fn futures_stream(
-    bytes: Vec<u8>,
-) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
+fn futures_stream(bytes: Vec<u8>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
     struct Chunks(Vec<u8>);
     impl futures_core::Stream for Chunks {
         type Item = Result<Vec<u8>, std::io::Error>;
@@ -440,42 +412,27 @@ async fn a_burst_is_served_or_shed_and_health_stays_fast() {
         } else {
             "/api/colorize?method=hints&hints=%7B%22points%22%3A%5B%7B%22x%22%3A3%2C%22y%22%3A3%2C%22color%22%3A%22%23f00%22%7D%5D%7D".to_string()
         };
-        tasks.push(tokio::spawn(async move {
-            send(&app, post_raw(&uri, input)).await
-        }));
+        tasks.push(tokio::spawn(async move { send(&app, post_raw(&uri, input)).await }));
     }
     // /healthz answers while the burst is in flight.
     let t = Instant::now();
     let (status, _, body) = send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
-    assert_eq!(
-        (status, body.as_slice()),
-        (StatusCode::OK, b"ok".as_slice())
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "healthz took {:?}",
-        t.elapsed()
-    );
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, b"ok".as_slice()));
+    assert!(t.elapsed() < Duration::from_secs(2), "healthz took {:?}", t.elapsed());
     let (mut ok, mut shed) = (0, 0);
     for task in tasks {
         let (status, headers, body) = task.await.unwrap();
         match status {
             StatusCode::OK => {
                 ok += 1;
-                assert_eq!(
-                    image::load_from_memory(&body).unwrap().dimensions(),
-                    (500, 400)
-                );
+                assert_eq!(image::load_from_memory(&body).unwrap().dimensions(), (500, 400));
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 shed += 1;
                 assert!(headers.get(header::RETRY_AFTER).is_some());
                 assert!(json_error(status, &headers, &body).contains("busy"));
             }
-            other => panic!(
-                "unexpected status {other}: {}",
-                String::from_utf8_lossy(&body)
-            ),
+            other => panic!("unexpected status {other}: {}", String::from_utf8_lossy(&body)),
         }
     }
     assert!(ok >= 1, "no request was served");
@@ -503,11 +460,7 @@ async fn a_slow_request_times_out_with_503() {
 async fn models_openapi_and_fallbacks() {
     let (_dir, model) = tiny_model();
     let app = app_with(&args(&model));
-    let (status, _, body) = send(
-        &app,
-        Request::get("/api/models").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, _, body) = send(&app, Request::get("/api/models").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["default_model"], "tiny");
@@ -521,18 +474,9 @@ async fn models_openapi_and_fallbacks() {
     assert_eq!(v["methods"].as_array().unwrap().len(), 5);
     assert_eq!(v["limits"]["workers"], 2);
 
-    let (status, headers, body) = send(
-        &app,
-        Request::get("/api/openapi.json")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (status, headers, body) = send(&app, Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        headers.get(header::CONTENT_TYPE).unwrap(),
-        "application/json"
-    );
+    assert_eq!(headers.get(header::CONTENT_TYPE).unwrap(), "application/json");
     let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
     let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
@@ -570,15 +514,10 @@ async fn models_openapi_and_fallbacks() {
         assert_eq!(status, StatusCode::OK, "{asset}");
     }
 
-    let (status, headers, body) =
-        send(&app, Request::get("/nope").body(Body::empty()).unwrap()).await;
+    let (status, headers, body) = send(&app, Request::get("/nope").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     json_error(status, &headers, &body);
-    let (status, headers, body) = send(
-        &app,
-        Request::get("/api/colorize").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, headers, body) = send(&app, Request::get("/api/colorize").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     json_error(status, &headers, &body);
 }
@@ -599,9 +538,7 @@ fn study_dirs(root: &std::path::Path, n: u32) -> (PathBuf, PathBuf, PathBuf) {
         std::fs::create_dir_all(d).unwrap();
     }
     for i in 0..n {
-        let img = RgbImage::from_fn(24, 16, |x, y| {
-            Rgb([(x * 10) as u8, (y * 15) as u8, (i * 40) as u8])
-        });
+        let img = RgbImage::from_fn(24, 16, |x, y| Rgb([(x * 10) as u8, (y * 15) as u8, (i * 40) as u8]));
         img.save(real.join(format!("p{i}.jpg"))).unwrap();
         img.save(gan.join(format!("p{i}.png"))).unwrap();
         DynamicImage::ImageRgb8(img)
@@ -656,22 +593,13 @@ async fn study_answers_are_appended_to_the_csv() {
         let images = t["images"].as_array().unwrap();
         assert_eq!(images.len(), set_size);
         for url in images {
-            let (status, headers, body) = send(
-                &app,
-                Request::get(url.as_str().unwrap())
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await;
+            let (status, headers, body) =
+                send(&app, Request::get(url.as_str().unwrap()).body(Body::empty()).unwrap()).await;
             assert_eq!(status, StatusCode::OK);
             assert_eq!(headers.get(header::CONTENT_TYPE).unwrap(), "image/png");
-            assert_eq!(
-                image::load_from_memory(&body).unwrap().dimensions(),
-                (24, 16)
-            );
+            assert_eq!(image::load_from_memory(&body).unwrap().dimensions(), (24, 16));
         }
-        let answer =
-            serde_json::json!({"trial": t["trial"], "choice": 1, "response_ms": 1234}).to_string();
+        let answer = serde_json::json!({"trial": t["trial"], "choice": 1, "response_ms": 1234}).to_string();
         let post = |body: String| {
             Request::post("/api/study/answer")
                 .header(header::CONTENT_TYPE, "application/json")
@@ -716,10 +644,7 @@ async fn study_answers_are_appended_to_the_csv() {
     }
     // The summary reads what was written.
     let summary = super::stats::summary_of_file(&results).unwrap();
-    assert!(
-        summary.contains("2afc") && summary.contains("sets"),
-        "{summary}"
-    );
+    assert!(summary.contains("2afc") && summary.contains("sets"), "{summary}");
 }
 
 #[test]
@@ -737,18 +662,8 @@ fn study_rejects_unusable_folders() {
         ))
         .is_err()
     );
-    assert!(
-        study::Study::open(&study_args(
-            vec![real.clone()],
-            results.clone(),
-            StudyMode::TwoAfc,
-            2
-        ))
-        .is_err()
-    );
+    assert!(study::Study::open(&study_args(vec![real.clone()], results.clone(), StudyMode::TwoAfc, 2)).is_err());
     // A results file that is something else is not appended to.
     std::fs::write(&results, "name,age\n").unwrap();
-    assert!(
-        study::Study::open(&study_args(vec![real, gan], results, StudyMode::TwoAfc, 2)).is_err()
-    );
+    assert!(study::Study::open(&study_args(vec![real, gan], results, StudyMode::TwoAfc, 2)).is_err());
 }

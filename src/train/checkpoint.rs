@@ -45,8 +45,7 @@ pub fn write_run_config(out: &Path, config: &TrainConfig, paths: &RunPaths) -> R
 
 pub fn read_run_config(out: &Path) -> Result<(TrainConfig, RunPaths)> {
     let path = out.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
     let bad = || format!("{}: not a tinct run config", path.display());
     let mut file: serde_json::Value = serde_json::from_str(&text).with_context(bad)?;
     // Hyper-parameters added after the run was started take their defaults.
@@ -71,16 +70,10 @@ pub fn clear_run_dir(out: &Path) -> Result<()> {
     for name in ["checkpoints", "samples"] {
         let p = out.join(name);
         if p.exists() {
-            std::fs::remove_dir_all(&p)
-                .with_context(|| format!("{}: cannot remove", p.display()))?;
+            std::fs::remove_dir_all(&p).with_context(|| format!("{}: cannot remove", p.display()))?;
         }
     }
-    for name in [
-        "config.json",
-        "log.csv",
-        "generator.safetensors",
-        "generator.json",
-    ] {
+    for name in ["config.json", "log.csv", "generator.safetensors", "generator.json"] {
         let p = out.join(name);
         if p.exists() {
             std::fs::remove_file(&p).with_context(|| format!("{}: cannot remove", p.display()))?;
@@ -107,8 +100,7 @@ impl Checkpoint {
         if !pointer.exists() {
             return Ok(None);
         }
-        let name = std::fs::read_to_string(&pointer)
-            .with_context(|| format!("{}: cannot read", pointer.display()))?;
+        let name = std::fs::read_to_string(&pointer).with_context(|| format!("{}: cannot read", pointer.display()))?;
         let dir = Self::root(out).join(name.trim());
         if !dir.join("state.json").exists() {
             return Err(anyhow!("{}: checkpoint is incomplete", dir.display()));
@@ -119,8 +111,7 @@ impl Checkpoint {
     /// Writes a new checkpoint and makes it the latest; older ones are removed.
     pub fn save(out: &Path, t: &Trainer, state: &TrainState) -> Result<Checkpoint> {
         let root = Self::root(out);
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("{}: cannot create", root.display()))?;
+        std::fs::create_dir_all(&root).with_context(|| format!("{}: cannot create", root.display()))?;
         let name = format!("epoch-{:04}-step-{:06}", state.epoch, state.step);
         let tmp = root.join(format!(".{name}.partial"));
         if tmp.exists() {
@@ -145,8 +136,7 @@ impl Checkpoint {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        std::fs::rename(&tmp, &dir)
-            .with_context(|| format!("{}: cannot rename checkpoint", dir.display()))?;
+        std::fs::rename(&tmp, &dir).with_context(|| format!("{}: cannot rename checkpoint", dir.display()))?;
         write_bytes_atomic(&root.join("latest"), name.as_bytes())?;
         // Keep only the latest.
         for entry in std::fs::read_dir(&root)?.flatten() {
@@ -179,10 +169,8 @@ impl Checkpoint {
             .load(self.dir.join("optim-discriminator.bpk"))
             .map_err(|e| anyhow!("{}: cannot load optimiser state: {e:?}", self.dir.display()))?;
         let p = self.dir.join("state.json");
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
-        *state =
-            serde_json::from_str(&text).with_context(|| format!("{}: bad state", p.display()))?;
+        let text = std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+        *state = serde_json::from_str(&text).with_context(|| format!("{}: bad state", p.display()))?;
         Ok(())
     }
 

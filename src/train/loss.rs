@@ -29,26 +29,13 @@ mod tests {
         let device = Device::flex();
         let x = Tensor::<1>::from_floats([0.0, 2.0, -3.0, 40.0], &device);
         // -log(sigmoid(x)) for y = 1: log 2, log(1+e^-2), log(1+e^3), ~0.
-        let want1 = [
-            2f32.ln(),
-            (1.0 + (-2f32).exp()).ln(),
-            (1.0 + 3f32.exp()).ln(),
-            0.0,
-        ];
+        let want1 = [2f32.ln(), (1.0 + (-2f32).exp()).ln(), (1.0 + 3f32.exp()).ln(), 0.0];
         let got1 = scalar(bce_with_logits(x.clone(), 1.0));
         assert!((got1 - want1.iter().sum::<f32>() / 4.0).abs() < 1e-5);
         // -log(1 - sigmoid(x)) for y = 0: softplus(x); 40 must not overflow.
-        let want0 = [
-            2f32.ln(),
-            (1.0 + 2f32.exp()).ln(),
-            (1.0 + (-3f32).exp()).ln(),
-            40.0,
-        ];
+        let want0 = [2f32.ln(), (1.0 + 2f32.exp()).ln(), (1.0 + (-3f32).exp()).ln(), 40.0];
         let got0 = scalar(bce_with_logits(x, 0.0));
-        assert!(
-            (got0 - want0.iter().sum::<f32>() / 4.0).abs() < 1e-4,
-            "{got0}"
-        );
+        assert!((got0 - want0.iter().sum::<f32>() / 4.0).abs() < 1e-4, "{got0}");
     }
 
     #[test]

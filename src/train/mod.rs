@@ -346,8 +346,7 @@ pub struct EpochLog {
     pub seconds: f64,
 }
 
-const LOG_HEADER: &str =
-    "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds";
+const LOG_HEADER: &str = "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds";
 
 impl EpochLog {
     fn csv(&self) -> String {
@@ -375,16 +374,14 @@ fn say(quiet: bool, msg: impl AsRef<str>) {
 
 /// Trains a model on a folder of colour images; see the README for the run directory layout.
 /// Returns the per-epoch log rows written in this call.
-pub fn train(
-    config: TrainConfig,
-    paths: &RunPaths,
-    opts: &TrainOptions,
-    device: &Device,
-) -> Result<Vec<EpochLog>> {
+pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device: &Device) -> Result<Vec<EpochLog>> {
     let out = &paths.out;
     let has_files = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if opts.resume && !has_files {
-        bail!("{}: no run to resume (no such folder, or it is empty); leave out --resume to start one", out.display());
+        bail!(
+            "{}: no run to resume (no such folder, or it is empty); leave out --resume to start one",
+            out.display()
+        );
     }
     let resuming = opts.resume && Checkpoint::latest(out)?.is_some();
     let mut clear_first = false;
@@ -399,7 +396,10 @@ pub fn train(
     } else {
         if has_files {
             if opts.resume {
-                bail!("{}: no checkpoint to resume from; start the run again with --force", out.display());
+                bail!(
+                    "{}: no checkpoint to resume from; start the run again with --force",
+                    out.display()
+                );
             }
             if !opts.force {
                 bail!(
@@ -441,8 +441,7 @@ pub fn train(
     let size = config.size();
     let bad = BadFiles::default();
     let quiet = opts.quiet;
-    let on_error: Arc<dyn Fn(String) + Send + Sync> =
-        Arc::new(move |m| say(quiet, format!("warning: {m}")));
+    let on_error: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |m| say(quiet, format!("warning: {m}")));
 
     let mut trainer = Trainer::new(config.clone(), device);
     let mut state = TrainState::default();
@@ -500,8 +499,7 @@ pub fn train(
     if clear_first {
         checkpoint::clear_run_dir(out)?;
     }
-    std::fs::create_dir_all(out.join("samples"))
-        .with_context(|| format!("{}: cannot create", out.display()))?;
+    std::fs::create_dir_all(out.join("samples")).with_context(|| format!("{}: cannot create", out.display()))?;
     if !resuming {
         checkpoint::write_run_config(out, &config, &paths)?;
         crate::imageio::write_bytes_atomic(&out.join("log.csv"), format!("{LOG_HEADER}\n").as_bytes())?;
@@ -512,9 +510,11 @@ pub fn train(
     while state.epoch < config.total_epochs() {
         let epoch = state.epoch; // 0-based
         let adversarial = epoch >= config.pretrain_epochs;
-        trainer.g = trainer.g.clone().set_encoder_frozen(epoch < config.freeze_encoder_epochs);
-        let (order, augs) =
-            data::epoch_plan(train_files.len(), config.seed, epoch, config.augment, config.crop_min);
+        trainer.g = trainer
+            .g
+            .clone()
+            .set_encoder_frozen(epoch < config.freeze_encoder_epochs);
+        let (order, augs) = data::epoch_plan(train_files.len(), config.seed, epoch, config.augment, config.crop_min);
         let batches: Vec<(Vec<PathBuf>, Vec<data::Augment>)> = order
             .chunks(config.batch_size)
             .map(|c| {
@@ -548,10 +548,7 @@ pub fn train(
             if samples.len() >= 2 || (samples.len() == 1 && !adversarial) {
                 let batch = Batch::from_samples(&samples, size, &trainer.device);
                 let losses = trainer.step(&batch, adversarial);
-                if !(losses.g_l1.is_finite()
-                    && losses.g_gan.is_finite()
-                    && losses.d_real.is_finite())
-                {
+                if !(losses.g_l1.is_finite() && losses.g_gan.is_finite() && losses.d_real.is_finite()) {
                     bail!(
                         "training diverged at epoch {}, step {}: losses are not finite",
                         epoch + 1,
@@ -572,16 +569,21 @@ pub fn train(
             bar.inc(1);
             // Without a terminal (e.g. under nohup) the bar is hidden: log a line a minute instead.
             if bar.is_hidden() && !quiet && last_line.elapsed().as_secs() >= 60 {
-                eprintln!("epoch {}/{} batch {}/{}: {}", epoch + 1, config.total_epochs(), state.step, n_batches, bar.message());
+                eprintln!(
+                    "epoch {}/{} batch {}/{}: {}",
+                    epoch + 1,
+                    config.total_epochs(),
+                    state.step,
+                    n_batches,
+                    bar.message()
+                );
                 last_line = Instant::now();
             }
             if opts.stop.load(Ordering::SeqCst) {
                 interrupted = true;
                 break;
             }
-            if last_ckpt.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0
-                && state.step < n_batches
-            {
+            if last_ckpt.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0 && state.step < n_batches {
                 Checkpoint::save(out, &trainer, &state)?;
                 last_ckpt = Instant::now();
             }
@@ -610,8 +612,7 @@ pub fn train(
         let grid = sample_grid(&val_samples[..shown], &preds[..shown], size);
         crate::imageio::save(
             &image::DynamicImage::ImageRgb8(grid),
-            &out.join("samples")
-                .join(format!("epoch-{:03}.png", epoch + 1)),
+            &out.join("samples").join(format!("epoch-{:03}.png", epoch + 1)),
         )?;
         let secs = t0.elapsed().as_secs_f64();
         let row = EpochLog {
@@ -649,7 +650,9 @@ pub fn train(
         state.sums = LossSums::default();
         store::save_generator(&g, &config.generator, &store::run_generator_path(out))?;
         if config.keep_generators {
-            let p = out.join("generators").join(format!("epoch-{:03}.safetensors", epoch + 1));
+            let p = out
+                .join("generators")
+                .join(format!("epoch-{:03}.safetensors", epoch + 1));
             store::save_generator(&g, &config.generator, &p)?;
         }
         Checkpoint::save(out, &trainer, &state)?;
@@ -658,10 +661,7 @@ pub fn train(
     if !bad.is_empty() {
         say(
             quiet,
-            format!(
-                "{} file(s) could not be decoded and were skipped",
-                bad.len()
-            ),
+            format!("{} file(s) could not be decoded and were skipped", bad.len()),
         );
     }
     Ok(logs)
@@ -670,17 +670,17 @@ pub fn train(
 fn validate_config(c: &TrainConfig) -> Result<()> {
     let m = c.generator.stride_multiple();
     if !c.size().is_multiple_of(m) || c.size() < m {
-        bail!(
-            "--size {} must be a multiple of {} for this generator",
-            c.size(),
-            m
-        );
+        bail!("--size {} must be a multiple of {} for this generator", c.size(), m);
     }
     // The PatchGAN halves the image n_layers times, then two 4x4 convolutions each take a
     // pixel off: it needs at least 3 pixels after the halvings to score one patch.
     let patch_min = 3 << c.discriminator.n_layers;
     if c.size() < patch_min {
-        bail!("--size {}: the {}-layer PatchGAN discriminator needs at least {patch_min} px", c.size(), c.discriminator.n_layers);
+        bail!(
+            "--size {}: the {}-layer PatchGAN discriminator needs at least {patch_min} px",
+            c.size(),
+            c.discriminator.n_layers
+        );
     }
     if c.size() > crate::infer::MAX_WORKING_SIZE {
         bail!("--size {}: at most {} px", c.size(), crate::infer::MAX_WORKING_SIZE);
@@ -697,11 +697,9 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise}<{eta_precise} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise}<{eta_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar
 }
@@ -719,20 +717,11 @@ fn append_log(out: &Path, row: &EpochLog) -> Result<()> {
 }
 
 /// Runs the generator on samples in batches and returns predicted ab planes (network scale).
-pub fn predict_samples(
-    g: &Generator,
-    samples: &[Sample],
-    size: usize,
-    device: &Device,
-) -> Vec<Vec<f32>> {
+pub fn predict_samples(g: &Generator, samples: &[Sample], size: usize, device: &Device) -> Vec<Vec<f32>> {
     let mut out = Vec::with_capacity(samples.len());
     for chunk in samples.chunks(8) {
         let batch = Batch::from_samples(chunk, size, device);
-        let ab = g
-            .forward(batch.l)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
+        let ab = g.forward(batch.l).into_data().try_to_vec::<f32>().unwrap_or_default();
         let per = 2 * size * size;
         out.extend(ab.chunks(per).map(|c| c.to_vec()));
     }
@@ -747,10 +736,7 @@ fn sample_to_lab(l: &[f32], ab: &[f32], size: usize) -> crate::color::LabImage {
         height: size as u32,
         l: l.iter().map(|&v| scale::l_from_net(v)).collect(),
         a: ab[..n].iter().map(|&v| scale::ab_from_net(v)).collect(),
-        b: ab[n..2 * n]
-            .iter()
-            .map(|&v| scale::ab_from_net(v))
-            .collect(),
+        b: ab[n..2 * n].iter().map(|&v| scale::ab_from_net(v)).collect(),
     }
 }
 
@@ -760,12 +746,7 @@ pub fn validate(samples: &[Sample], preds: &[Vec<f32>], size: usize) -> (f64, f6
     let mut l1_sum = 0.0;
     let mut psnr_sum = 0.0;
     for (s, p) in samples.iter().zip(preds) {
-        l1_sum +=
-            s.ab.iter()
-                .zip(p)
-                .map(|(a, b)| (a - b).abs() as f64)
-                .sum::<f64>()
-                / p.len() as f64;
+        l1_sum += s.ab.iter().zip(p).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / p.len() as f64;
         let pred = sample_to_lab(&s.l, p, size).to_rgb8();
         let truth = sample_to_lab(&s.l, &s.ab, size).to_rgb8();
         psnr_sum += crate::metrics::psnr(&pred, &truth).unwrap_or(f64::NAN);
@@ -786,12 +767,7 @@ pub fn sample_grid(samples: &[Sample], preds: &[Vec<f32>], size: usize) -> image
             truth.to_rgb8(),
         ];
         for (col, tile) in tiles.iter().enumerate() {
-            image::imageops::replace(
-                &mut grid,
-                tile,
-                (col as u32 * s) as i64,
-                (row as u32 * s) as i64,
-            );
+            image::imageops::replace(&mut grid, tile, (col as u32 * s) as i64, (row as u32 * s) as i64);
         }
     }
     grid
@@ -810,9 +786,7 @@ mod tests {
     }
 
     fn batch(device: &Device, seed: f32) -> Batch {
-        let v: Vec<f32> = (0..2 * 32 * 32)
-            .map(|i| (i as f32 * 0.001 * seed).sin())
-            .collect();
+        let v: Vec<f32> = (0..2 * 32 * 32).map(|i| (i as f32 * 0.001 * seed).sin()).collect();
         let l = Tensor::<4>::from_data(TensorData::new(v, [2, 1, 32, 32]), device);
         let ab = l.clone().mul_scalar(0.3).repeat_dim(1, 2);
         Batch { l, ab }
@@ -822,13 +796,8 @@ mod tests {
         struct Collect(Vec<f32>);
         impl burn::module::ModuleVisitor for Collect {
             fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-                self.0.extend(
-                    p.val()
-                        .into_data()
-                        .convert::<f32>()
-                        .try_into_vec::<f32>()
-                        .unwrap(),
-                );
+                self.0
+                    .extend(p.val().into_data().convert::<f32>().try_into_vec::<f32>().unwrap());
             }
         }
         let mut c = Collect(Vec::new());
@@ -849,14 +818,8 @@ mod tests {
         }
         let (g1, d1) = (weights(&t.g), weights(&t.d));
         assert_eq!(g0.len(), g1.len());
-        assert!(
-            g0.iter().zip(&g1).any(|(a, b)| a != b),
-            "generator unchanged"
-        );
-        assert!(
-            d0.iter().zip(&d1).any(|(a, b)| a != b),
-            "discriminator unchanged"
-        );
+        assert!(g0.iter().zip(&g1).any(|(a, b)| a != b), "generator unchanged");
+        assert!(d0.iter().zip(&d1).any(|(a, b)| a != b), "discriminator unchanged");
     }
 
     /// The mirror term pulls the network towards agreeing with itself on mirrored input: from
@@ -883,7 +846,10 @@ mod tests {
         }
         let (without, with) = (asymmetry(&plain, &b.l), asymmetry(&mirrored, &b.l));
         assert!(start > 0.0 && without > 0.0);
-        assert!(with < 0.5 * without, "asymmetry: start {start}, without the term {without}, with it {with}");
+        assert!(
+            with < 0.5 * without,
+            "asymmetry: start {start}, without the term {without}, with it {with}"
+        );
     }
 
     #[test]
@@ -933,11 +899,7 @@ mod tests {
         c.step(&batch(&ad, 2.0), true);
 
         let (wa, wc) = (weights(&a.g), weights(&c.g));
-        let max_diff = wa
-            .iter()
-            .zip(&wc)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let max_diff = wa.iter().zip(&wc).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(max_diff < 1e-5, "resumed run diverged by {max_diff}");
         // Only one checkpoint is kept.
         let n = std::fs::read_dir(dir.path().join("checkpoints"))
@@ -959,11 +921,7 @@ mod tests {
         let (g2, cfg2) = store::load_generator(&path, &device).unwrap();
         assert_eq!(cfg2, cfg.generator);
         let x = Tensor::<4>::random([1, 1, 32, 32], Distribution::Uniform(-1.0, 1.0), &device);
-        let y1 = g
-            .forward(x.clone())
-            .into_data()
-            .try_into_vec::<f32>()
-            .unwrap();
+        let y1 = g.forward(x.clone()).into_data().try_into_vec::<f32>().unwrap();
         let y2 = g2.forward(x).into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(y1, y2);
     }
@@ -1016,8 +974,7 @@ mod tests {
         };
         checkpoint::write_run_config(dir.path(), &tiny_config().with_lambda_l1(7.0), &paths).unwrap();
         let p = dir.path().join("config.json");
-        let mut v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         v["config"].as_object_mut().unwrap().remove("ema_decay");
         std::fs::write(&p, v.to_string()).unwrap();
         let (c, _) = checkpoint::read_run_config(dir.path()).unwrap();

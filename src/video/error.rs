@@ -92,11 +92,7 @@ pub enum VideoError {
 
     /// The colouriser returned an error.
     #[error("colouriser failed on frames {first}..{end}: {err:#}")]
-    Colorizer {
-        first: u64,
-        end: u64,
-        err: anyhow::Error,
-    },
+    Colorizer { first: u64, end: u64, err: anyhow::Error },
 
     /// The colouriser returned the wrong number of frames or frames of the wrong size.
     #[error("colouriser broke its contract: {0}")]
@@ -113,9 +109,6 @@ pub enum VideoError {
 
 impl VideoError {
     pub(crate) fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
-        VideoError::Io {
-            path: path.into(),
-            err,
-        }
+        VideoError::Io { path: path.into(), err }
     }
 }

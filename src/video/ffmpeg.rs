@@ -138,38 +138,33 @@ impl StderrTail {
         let Some(stderr) = stderr else {
             return Self(None);
         };
-        let handle = std::thread::Builder::new()
-            .name("ffmpeg-stderr".into())
-            .spawn(move || {
-                let mut lines = VecDeque::new();
-                let mut reader = BufReader::new(stderr);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match reader.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let line = String::from_utf8_lossy(&buf).trim().to_string();
-                            if !line.is_empty() {
-                                if lines.len() == Self::KEEP {
-                                    lines.pop_front();
-                                }
-                                lines.push_back(line);
+        let handle = std::thread::Builder::new().name("ffmpeg-stderr".into()).spawn(move || {
+            let mut lines = VecDeque::new();
+            let mut reader = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf).trim().to_string();
+                        if !line.is_empty() {
+                            if lines.len() == Self::KEEP {
+                                lines.pop_front();
                             }
+                            lines.push_back(line);
                         }
                     }
                 }
-                lines.into_iter().collect()
-            });
+            }
+            lines.into_iter().collect()
+        });
         Self(handle.ok())
     }
 
     /// The kept lines; call after the child has exited (or been killed).
     fn collect(mut self) -> Vec<String> {
-        self.0
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
+        self.0.take().and_then(|h| h.join().ok()).unwrap_or_default()
     }
 }
 
@@ -187,10 +182,7 @@ pub(crate) fn summarize_stderr(lines: &[String], path: &Path) -> String {
             s = &s[end + 2..];
         }
         for prefix in [&file, &plain] {
-            if let Some(rest) = s
-                .strip_prefix(prefix.as_str())
-                .and_then(|r| r.strip_prefix(": "))
-            {
+            if let Some(rest) = s.strip_prefix(prefix.as_str()).and_then(|r| r.strip_prefix(": ")) {
                 s = rest;
             }
         }
@@ -323,10 +315,7 @@ impl ProbeStream {
             .side_data_list
             .iter()
             .find_map(|v| v.get("rotation").and_then(serde_json::Value::as_f64));
-        let from_tag = self
-            .tags
-            .get("rotate")
-            .and_then(|s| s.trim().parse::<f64>().ok());
+        let from_tag = self.tags.get("rotate").and_then(|s| s.trim().parse::<f64>().ok());
         let deg = from_side.or(from_tag).unwrap_or(0.0).round() as i64;
         (deg.rem_euclid(360) as u32 + 45) / 90 % 4 * 90
     }
@@ -410,22 +399,16 @@ pub fn probe(path: &Path, tools: &FfmpegTools) -> Result<VideoInfo, VideoError> 
             detail: summarize_stderr(&lines, path),
         });
     }
-    let parsed: ProbeOutput =
-        serde_json::from_slice(&out.stdout).map_err(|e| VideoError::Probe {
-            path: path.into(),
-            detail: e.to_string(),
-        })?;
+    let parsed: ProbeOutput = serde_json::from_slice(&out.stdout).map_err(|e| VideoError::Probe {
+        path: path.into(),
+        detail: e.to_string(),
+    })?;
     info_from_probe(path, parsed)
 }
 
 fn info_from_probe(path: &Path, parsed: ProbeOutput) -> Result<VideoInfo, VideoError> {
     // ffmpeg's `tty` demuxer renders text files (.txt, .nfo, ...) as "video".
-    if parsed
-        .format
-        .as_ref()
-        .and_then(|f| f.format_name.as_deref())
-        == Some("tty")
-    {
+    if parsed.format.as_ref().and_then(|f| f.format_name.as_deref()) == Some("tty") {
         return Err(VideoError::NotAVideo {
             path: path.into(),
             reason: "it is a text file".into(),
@@ -473,24 +456,14 @@ fn info_from_probe(path: &Path, parsed: ProbeOutput) -> Result<VideoInfo, VideoE
     let rotation = video.rotation();
     let (width, height) = if rotation % 180 == 90 { (h, w) } else { (w, h) };
 
-    let r = video
-        .r_frame_rate
-        .as_deref()
-        .and_then(FrameRate::parse_ratio);
-    let avg = video
-        .avg_frame_rate
-        .as_deref()
-        .and_then(FrameRate::parse_ratio);
+    let r = video.r_frame_rate.as_deref().and_then(FrameRate::parse_ratio);
+    let avg = video.avg_frame_rate.as_deref().and_then(FrameRate::parse_ratio);
     let (frame_rate, variable_frame_rate) = match (r, avg) {
         (Some(r), Some(a)) => {
             let (rf, af) = (r.as_f64(), a.as_f64());
             let vfr = (rf - af).abs() > 0.01 * af;
             // r_frame_rate is a timebase guess; for VFR streams (or absurd values) use the average.
-            if vfr || rf > 240.0 {
-                (a, vfr)
-            } else {
-                (r, false)
-            }
+            if vfr || rf > 240.0 { (a, vfr) } else { (r, false) }
         }
         (Some(r), None) => (r, false),
         (None, Some(a)) => (a, false),
@@ -519,9 +492,7 @@ fn info_from_probe(path: &Path, parsed: ProbeOutput) -> Result<VideoInfo, VideoE
         .clone()
         .filter(|s| s != "1:1" && s != "0:1" && s.contains(':'));
     let video_start = parse_f64(&video.start_time).unwrap_or(0.0);
-    let file_start = format
-        .and_then(|f| parse_f64(&f.start_time))
-        .unwrap_or(video_start);
+    let file_start = format.and_then(|f| parse_f64(&f.start_time)).unwrap_or(video_start);
     let video_offset = (video_start - file_start).max(0.0);
 
     let audio: Vec<&ProbeStream> = parsed
@@ -531,9 +502,7 @@ fn info_from_probe(path: &Path, parsed: ProbeOutput) -> Result<VideoInfo, VideoE
         .collect();
     Ok(VideoInfo {
         path: path.into(),
-        container: format
-            .and_then(|f| f.format_name.clone())
-            .unwrap_or_default(),
+        container: format.and_then(|f| f.format_name.clone()).unwrap_or_default(),
         stream_index: video.index,
         width,
         height,
@@ -567,21 +536,11 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     /// Starts decoding `info`'s video stream at its (constant) frame rate.
-    pub(crate) fn spawn(
-        info: &VideoInfo,
-        tools: &FfmpegTools,
-        max_frames: Option<u64>,
-    ) -> Result<Self, VideoError> {
+    pub(crate) fn spawn(info: &VideoInfo, tools: &FfmpegTools, max_frames: Option<u64>) -> Result<Self, VideoError> {
         let mut cmd = command(&tools.ffmpeg);
         cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
             .arg(file_arg(&info.path))
-            .args([
-                "-map",
-                &format!("0:{}", info.stream_index),
-                "-an",
-                "-sn",
-                "-dn",
-            ])
+            .args(["-map", &format!("0:{}", info.stream_index), "-an", "-sn", "-dn"])
             // A constant frame rate: a no-op for constant-rate input, resamples VFR input.
             .args(["-vf", &format!("fps={}", info.frame_rate)]);
         if let Some(n) = max_frames {
@@ -594,10 +553,7 @@ impl Decoder {
         let mut child = cmd.spawn().map_err(|e| spawn_error(&tools.ffmpeg, &e))?;
         let stderr = StderrTail::spawn(child.stderr.take());
         let stdout = child.stdout.take();
-        let child = ChildGuard {
-            child,
-            reaped: false,
-        };
+        let child = ChildGuard { child, reaped: false };
         let stdout = stdout.ok_or_else(|| VideoError::Decode {
             path: info.path.clone(),
             detail: "could not capture ffmpeg's output".into(),
@@ -643,11 +599,9 @@ impl Decoder {
     fn failure_after_eof(&mut self) -> VideoError {
         let status = self.child.wait();
         let lines = std::mem::replace(&mut self.stderr, StderrTail(None)).collect();
-        classify_decode_failure(&self.path, status.ok(), &lines).unwrap_or_else(|| {
-            VideoError::Decode {
-                path: self.path.clone(),
-                detail: "ffmpeg stopped in the middle of a frame".into(),
-            }
+        classify_decode_failure(&self.path, status.ok(), &lines).unwrap_or_else(|| VideoError::Decode {
+            path: self.path.clone(),
+            detail: "ffmpeg stopped in the middle of a frame".into(),
         })
     }
 
@@ -670,11 +624,7 @@ impl Decoder {
     }
 }
 
-fn classify_decode_failure(
-    path: &Path,
-    status: Option<ExitStatus>,
-    lines: &[String],
-) -> Option<VideoError> {
+fn classify_decode_failure(path: &Path, status: Option<ExitStatus>, lines: &[String]) -> Option<VideoError> {
     if status.is_some_and(|s| s.success()) {
         return None;
     }
@@ -752,8 +702,7 @@ enum VideoCodec {
 }
 
 fn extension(path: &Path) -> Option<String> {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
 fn codec_for(path: &Path) -> VideoCodec {
@@ -836,16 +785,7 @@ pub(crate) fn encoder_args(spec: &EncodeSpec) -> Vec<OsString> {
         }
         VideoCodec::Vp9 => {
             let crf = (u32::from(spec.crf) + 13).min(63).to_string();
-            for s in [
-                "-c:v",
-                "libvpx-vp9",
-                "-crf",
-                &crf,
-                "-b:v",
-                "0",
-                "-row-mt",
-                "1",
-            ] {
+            for s in ["-c:v", "libvpx-vp9", "-crf", &crf, "-b:v", "0", "-row-mt", "1"] {
                 push(s);
             }
         }
@@ -878,10 +818,7 @@ pub(crate) fn encoder_args(spec: &EncodeSpec) -> Vec<OsString> {
         push("-t");
         push(&format!("{t:.6}"));
     }
-    if matches!(
-        extension(&spec.final_output).as_deref(),
-        Some("mp4" | "m4v" | "mov")
-    ) {
+    if matches!(extension(&spec.final_output).as_deref(), Some("mp4" | "m4v" | "mov")) {
         push("-movflags");
         push("+faststart");
     }
@@ -897,10 +834,7 @@ static CHECK_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub(crate) fn audio_copy_works(tools: &FfmpegTools, input: &Path, output: &Path) -> bool {
     let ext = extension(output).unwrap_or_else(|| "mkv".into());
     let n = CHECK_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let scratch = std::env::temp_dir().join(format!(
-        ".tinct-audio-check-{}-{n}.{ext}",
-        std::process::id()
-    ));
+    let scratch = std::env::temp_dir().join(format!(".tinct-audio-check-{}-{n}.{ext}", std::process::id()));
     let ok = command(&tools.ffmpeg)
         .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"])
         .arg(file_arg(input))
@@ -936,10 +870,7 @@ impl Encoder {
         let stderr = StderrTail::spawn(child.stderr.take());
         let stdin = child.stdin.take();
         Ok(Self {
-            child: ChildGuard {
-                child,
-                reaped: false,
-            },
+            child: ChildGuard { child, reaped: false },
             stdin,
             stderr,
             final_output: spec.final_output.clone(),

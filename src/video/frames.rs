@@ -110,11 +110,10 @@ pub(crate) struct FrameDirReader {
 impl FrameDirReader {
     pub(crate) fn open(dir: &Path) -> Result<Self, VideoError> {
         let files = list_frames(dir)?;
-        let (width, height) =
-            image::image_dimensions(&files[0]).map_err(|e| VideoError::FrameImage {
-                path: files[0].clone(),
-                detail: e.to_string(),
-            })?;
+        let (width, height) = image::image_dimensions(&files[0]).map_err(|e| VideoError::FrameImage {
+            path: files[0].clone(),
+            detail: e.to_string(),
+        })?;
         Ok(Self {
             files,
             next: 0,
@@ -185,11 +184,10 @@ impl FrameDirWriter {
         let first = self.written;
         frames.par_iter().enumerate().try_for_each(|(i, img)| {
             let path = self.dir.join(frame_file_name(first + i as u64));
-            img.save_with_format(&path, ImageFormat::Png)
-                .map_err(|e| match e {
-                    image::ImageError::IoError(err) => VideoError::io(path, err),
-                    other => VideoError::io(path, std::io::Error::other(other.to_string())),
-                })
+            img.save_with_format(&path, ImageFormat::Png).map_err(|e| match e {
+                image::ImageError::IoError(err) => VideoError::io(path, err),
+                other => VideoError::io(path, std::io::Error::other(other.to_string())),
+            })
         })?;
         self.written += frames.len() as u64;
         Ok(())

@@ -13,10 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::error::VideoError;
-use super::pipeline::{
-    Batch, Stop, colorize_checked, decode_stage, first_failure, open_source,
-    progress_bar,
-};
+use super::pipeline::{Batch, Stop, colorize_checked, decode_stage, first_failure, open_source, progress_bar};
 use super::stabilize::{SceneCutParams, Stabilizer, StabilizerParams, scene_stats};
 use super::{FrameColorizer, VideoInput, VideoOptions};
 use crate::color::{LabImage, lab_to_rgb8};
@@ -73,14 +70,9 @@ impl FlickerMeter {
     pub fn push(&mut self, frame: &LabImage) {
         if let Some(prev) = &self.prev {
             let n = frame.l.len();
-            let same =
-                prev.width == frame.width && prev.height == frame.height && prev.l.len() == n;
+            let same = prev.width == frame.width && prev.height == frame.height && prev.l.len() == n;
             if same && frame.a.len() == n && frame.b.len() == n {
-                if self
-                    .params
-                    .scene_cut
-                    .is_cut(&scene_stats(&prev.l, &frame.l))
-                {
+                if self.params.scene_cut.is_cut(&scene_stats(&prev.l, &frame.l)) {
                     self.cuts += 1;
                 } else {
                     let t = self.params.dl_threshold;
@@ -101,11 +93,7 @@ impl FlickerMeter {
             }
         }
         match &mut self.prev {
-            Some(p)
-                if p.l.len() == frame.l.len()
-                    && p.a.len() == frame.a.len()
-                    && p.b.len() == frame.b.len() =>
-            {
+            Some(p) if p.l.len() == frame.l.len() && p.a.len() == frame.a.len() && p.b.len() == frame.b.len() => {
                 p.width = frame.width;
                 p.height = frame.height;
                 p.l.copy_from_slice(&frame.l);
@@ -160,7 +148,6 @@ pub fn flicker_with(frames: &[LabImage], params: &FlickerParams) -> f64 {
     meter.value()
 }
 
-
 /// The gray version of a frame a colouriser sees: R = G = B rendering of its L.
 fn gray_from_l(lab: &LabImage) -> RgbImage {
     let mut out = vec![0u8; lab.l.len() * 3];
@@ -171,8 +158,7 @@ fn gray_from_l(lab: &LabImage) -> RgbImage {
                 p.copy_from_slice(&lab_to_rgb8([l, 0.0, 0.0]));
             }
         });
-    RgbImage::from_raw(lab.width, lab.height, out)
-        .unwrap_or_else(|| RgbImage::new(lab.width, lab.height))
+    RgbImage::from_raw(lab.width, lab.height, out).unwrap_or_else(|| RgbImage::new(lab.width, lab.height))
 }
 
 /// Result of [`evaluate`]; serialises to JSON for docs/BENCHMARKS.md.
@@ -253,8 +239,7 @@ pub fn evaluate(
     let (decoded, evaluated) = std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Batch<RgbImage>>(cap);
         let path = &path;
-        let decoder =
-            s.spawn(move || decode_stage(src.source, path, tx, batch_size, max_frames, cancel));
+        let decoder = s.spawn(move || decode_stage(src.source, path, tx, batch_size, max_frames, cancel));
         let mut body = || -> Result<(), Stop> {
             loop {
                 let Ok(msg) = rx.recv() else {
@@ -288,9 +273,7 @@ pub fn evaluate(
         };
         let evaluated = body();
         drop(rx);
-        let decoded = decoder
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let decoded = decoder.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (decoded, evaluated)
     });
     if let Some(err) = first_failure([decoded.err(), evaluated.err()], cancel) {

@@ -67,10 +67,7 @@ pub use stabilize::{SceneCutParams, Stabilizer, StabilizerParams};
 /// returned L plane by the exact L of the input frame, so an implementation may return an
 /// approximate L, but it must return one image per frame, of the frame's size.
 pub trait FrameColorizer: Send {
-    fn colorize_batch(
-        &mut self,
-        frames: &[image::RgbImage],
-    ) -> anyhow::Result<Vec<crate::color::LabImage>>;
+    fn colorize_batch(&mut self, frames: &[image::RgbImage]) -> anyhow::Result<Vec<crate::color::LabImage>>;
 }
 
 /// A frame rate as an exact ratio (`30000/1001` for NTSC).
@@ -136,11 +133,7 @@ impl FromStr for FrameRate {
     type Err = VideoError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            VideoError::InvalidOption(format!(
-                "`{s}` is not a frame rate (e.g. 25, 29.97 or 30000/1001)"
-            ))
-        };
+        let bad = || VideoError::InvalidOption(format!("`{s}` is not a frame rate (e.g. 25, 29.97 or 30000/1001)"));
         if s.contains('/') {
             return Self::parse_ratio(s).ok_or_else(bad);
         }
@@ -244,9 +237,7 @@ impl Default for VideoOptions {
 impl VideoOptions {
     pub(crate) fn validate(&self) -> Result<(), VideoError> {
         if self.batch_size == 0 {
-            return Err(VideoError::InvalidOption(
-                "batch size must be at least 1".into(),
-            ));
+            return Err(VideoError::InvalidOption("batch size must be at least 1".into()));
         }
         if self.channel_batches == 0 {
             return Err(VideoError::InvalidOption(
@@ -254,10 +245,7 @@ impl VideoOptions {
             ));
         }
         if self.crf > 51 {
-            return Err(VideoError::InvalidOption(format!(
-                "crf {} is outside 0..=51",
-                self.crf
-            )));
+            return Err(VideoError::InvalidOption(format!("crf {} is outside 0..=51", self.crf)));
         }
         if self.preset.is_empty() || !self.preset.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(VideoError::InvalidOption(format!(
@@ -272,9 +260,7 @@ impl VideoOptions {
             ));
         }
         if self.max_frames == Some(0) {
-            return Err(VideoError::InvalidOption(
-                "max frames must be at least 1".into(),
-            ));
+            return Err(VideoError::InvalidOption("max frames must be at least 1".into()));
         }
         Ok(())
     }

@@ -81,10 +81,7 @@ pub(crate) struct OpenedSource {
     pub info: Option<VideoInfo>,
 }
 
-pub(crate) fn open_source(
-    input: &VideoInput,
-    opts: &VideoOptions,
-) -> Result<OpenedSource, VideoError> {
+pub(crate) fn open_source(input: &VideoInput, opts: &VideoOptions) -> Result<OpenedSource, VideoError> {
     match input {
         VideoInput::File(path) => {
             let info = ffmpeg::probe(path, &opts.tools)?;
@@ -229,8 +226,7 @@ impl StagedOutput {
         self.committed = false;
         if self.dir {
             if self.partial.exists() {
-                std::fs::remove_dir_all(&self.partial)
-                    .map_err(|e| VideoError::io(&self.partial, e))?;
+                std::fs::remove_dir_all(&self.partial).map_err(|e| VideoError::io(&self.partial, e))?;
             }
             std::fs::create_dir(&self.partial).map_err(|e| VideoError::io(&self.partial, e))?;
         }
@@ -331,11 +327,8 @@ pub(crate) fn decode_stage(
         count += 1;
         batch.push(frame);
         if batch.len() == batch_size {
-            tx.send(Some(std::mem::replace(
-                &mut batch,
-                Vec::with_capacity(batch_size),
-            )))
-            .map_err(|_| Stop::Halted)?;
+            tx.send(Some(std::mem::replace(&mut batch, Vec::with_capacity(batch_size))))
+                .map_err(|_| Stop::Halted)?;
         }
     }
     let warnings = source.finish(stopped_early)?;
@@ -472,10 +465,7 @@ pub(crate) fn progress_bar(len: Option<u64>, quiet: bool) -> ProgressBar {
 
 /// Picks the error to report: cancellation first, then the first stage that failed in its
 /// own right (the others only saw a closed channel).
-pub(crate) fn first_failure<I: IntoIterator<Item = Option<Stop>>>(
-    stops: I,
-    cancel: &AtomicBool,
-) -> Option<VideoError> {
+pub(crate) fn first_failure<I: IntoIterator<Item = Option<Stop>>>(stops: I, cancel: &AtomicBool) -> Option<VideoError> {
     let mut halted = false;
     let mut failure = None;
     for stop in stops.into_iter().flatten() {
@@ -492,9 +482,7 @@ pub(crate) fn first_failure<I: IntoIterator<Item = Option<Stop>>>(
 }
 
 fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    handle
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Colourises `input` into `output`: the whole `tinct video` command.
@@ -548,10 +536,7 @@ pub fn run(
                     .filter(|_| audio != AudioMode::None)
                     .map(|i| (i.path.clone(), audio.clone())),
                 video_offset: src.info.as_ref().map_or(0.0, |i| i.video_offset),
-                sample_aspect_ratio: src
-                    .info
-                    .as_ref()
-                    .and_then(|i| i.sample_aspect_ratio.clone()),
+                sample_aspect_ratio: src.info.as_ref().and_then(|i| i.sample_aspect_ratio.clone()),
                 crf: opts.crf,
                 preset: opts.preset.clone(),
                 odd_size: opts.odd_size,
@@ -567,9 +552,7 @@ pub fn run(
         (None, Some(_)) => None,
     };
     let progress = progress_bar(expected, opts.quiet);
-    let stabilizer = opts
-        .stabilize
-        .then(|| Stabilizer::new(opts.stabilizer.clone()));
+    let stabilizer = opts.stabilize.then(|| Stabilizer::new(opts.stabilizer.clone()));
     let cap = opts.channel_batches;
     let (batch_size, max_frames) = (opts.batch_size, opts.max_frames);
     let OpenedSource {
@@ -586,9 +569,7 @@ pub fn run(
         let decoder = std::thread::Builder::new()
             .name("tinct-decode".into())
             .spawn_scoped(s, move || {
-                decode_stage(
-                    source, input_path, tx_frames, batch_size, max_frames, cancel,
-                )
+                decode_stage(source, input_path, tx_frames, batch_size, max_frames, cancel)
             });
         let encoder = std::thread::Builder::new()
             .name("tinct-encode".into())

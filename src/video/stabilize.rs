@@ -80,12 +80,7 @@ pub fn scene_stats(prev_l: &[f32], l: &[f32]) -> SceneStats {
     let sum: f64 = prev_l
         .par_chunks(4096)
         .zip(l.par_chunks(4096))
-        .map(|(p, c)| {
-            p.iter()
-                .zip(c)
-                .map(|(p, c)| (c - p).abs() as f64)
-                .sum::<f64>()
-        })
+        .map(|(p, c)| p.iter().zip(c).map(|(p, c)| (c - p).abs() as f64).sum::<f64>())
         .sum();
     let (hp, hc) = (histogram(prev_l), histogram(l));
     let hist: f64 = hp.iter().zip(&hc).map(|(p, c)| (p - c).abs()).sum::<f64>() * 0.5;
@@ -195,25 +190,14 @@ impl Stabilizer {
             self.state = None;
             return FrameEvent::First;
         }
-        let lb = box_blur(
-            &frame.l,
-            w as usize,
-            h as usize,
-            self.params.blur_radius as usize,
-        );
+        let lb = box_blur(&frame.l, w as usize, h as usize, self.params.blur_radius as usize);
         let event = match &self.state {
             Some(s) if s.width == w && s.height == h => {
                 if self.params.scene_cut.is_cut(&scene_stats(&s.l, &frame.l)) {
                     FrameEvent::SceneCut
                 } else {
                     let (dx, dy) = if self.params.motion {
-                        estimate_shift(
-                            &s.lb,
-                            &lb,
-                            w as usize,
-                            h as usize,
-                            self.params.max_shift as usize,
-                        )
+                        estimate_shift(&s.lb, &lb, w as usize, h as usize, self.params.max_shift as usize)
                     } else {
                         (0, 0)
                     };
@@ -281,16 +265,14 @@ pub(crate) fn box_blur(src: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
     let norm = 1.0 / (2 * r + 1) as f32;
     // Horizontal pass, rows in parallel, with a running sum.
     let mut tmp = vec![0.0f32; src.len()];
-    tmp.par_chunks_mut(w)
-        .zip(src.par_chunks(w))
-        .for_each(|(out, row)| {
-            let at = |i: i64| row[i.clamp(0, w as i64 - 1) as usize];
-            let mut sum: f32 = (-(r as i64)..=r as i64).map(at).sum();
-            for (x, o) in out.iter_mut().enumerate() {
-                *o = sum * norm;
-                sum += at(x as i64 + r as i64 + 1) - at(x as i64 - r as i64);
-            }
-        });
+    tmp.par_chunks_mut(w).zip(src.par_chunks(w)).for_each(|(out, row)| {
+        let at = |i: i64| row[i.clamp(0, w as i64 - 1) as usize];
+        let mut sum: f32 = (-(r as i64)..=r as i64).map(at).sum();
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = sum * norm;
+            sum += at(x as i64 + r as i64 + 1) - at(x as i64 - r as i64);
+        }
+    });
     // Vertical pass over row-sums, sequential in y but vectorised along x.
     let mut out = vec![0.0f32; src.len()];
     let row = |y: i64| {
@@ -320,19 +302,15 @@ fn downscale(src: &[f32], w: usize, h: usize, f: usize) -> (Vec<f32>, usize, usi
     let (dw, dh) = (w / f, h / f);
     let mut out = vec![0.0f32; dw * dh];
     let norm = 1.0 / (f * f) as f32;
-    out.par_chunks_mut(dw.max(1))
-        .enumerate()
-        .for_each(|(y, row)| {
-            for (x, o) in row.iter_mut().enumerate() {
-                let mut s = 0.0;
-                for yy in y * f..(y + 1) * f {
-                    s += src[yy * w + x * f..yy * w + (x + 1) * f]
-                        .iter()
-                        .sum::<f32>();
-                }
-                *o = s * norm;
+    out.par_chunks_mut(dw.max(1)).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let mut s = 0.0;
+            for yy in y * f..(y + 1) * f {
+                s += src[yy * w + x * f..yy * w + (x + 1) * f].iter().sum::<f32>();
             }
-        });
+            *o = s * norm;
+        }
+    });
     (out, dw, dh)
 }
 
@@ -359,13 +337,7 @@ fn sad(prev: &[f32], cur: &[f32], w: usize, h: usize, dx: i64, dy: i64, step: us
 /// Global shift `(dx, dy)` with `cur(x, y) ≈ prev(x - dx, y - dy)`: exhaustive block matching
 /// on a copy downscaled to about 160 px wide, then refinement at full resolution. Returns
 /// `(0, 0)` unless the shift matches clearly better than no shift.
-pub(crate) fn estimate_shift(
-    prev: &[f32],
-    cur: &[f32],
-    w: usize,
-    h: usize,
-    max_shift: usize,
-) -> (i32, i32) {
+pub(crate) fn estimate_shift(prev: &[f32], cur: &[f32], w: usize, h: usize, max_shift: usize) -> (i32, i32) {
     if max_shift == 0 || w < 16 || h < 16 {
         return (0, 0);
     }
@@ -373,9 +345,7 @@ pub(crate) fn estimate_shift(
     let (p, dw, dh) = downscale(prev, w, h, f);
     let (c, _, _) = downscale(cur, w, h, f);
     let r = max_shift.div_ceil(f).min(dw / 4).min(dh / 4) as i64;
-    let candidates: Vec<(i64, i64)> = (-r..=r)
-        .flat_map(|dy| (-r..=r).map(move |dx| (dx, dy)))
-        .collect();
+    let candidates: Vec<(i64, i64)> = (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dx, dy))).collect();
     let coarse = candidates
         .par_iter()
         .map(|&(dx, dy)| (sad(&p, &c, dw, dh, dx, dy, 1), dx, dy))
@@ -397,14 +367,9 @@ pub(crate) fn estimate_shift(
     let step = 3;
     let best = fine
         .par_iter()
-        .filter(|(dx, dy)| {
-            dx.unsigned_abs() as usize <= max_shift && dy.unsigned_abs() as usize <= max_shift
-        })
+        .filter(|(dx, dy)| dx.unsigned_abs() as usize <= max_shift && dy.unsigned_abs() as usize <= max_shift)
         .map(|&(dx, dy)| (sad(prev, cur, w, h, dx, dy, step), dx, dy))
-        .reduce(
-            || (f32::INFINITY, 0, 0),
-            |a, b| if b.0 < a.0 { b } else { a },
-        );
+        .reduce(|| (f32::INFINITY, 0, 0), |a, b| if b.0 < a.0 { b } else { a });
     let zero = sad(prev, cur, w, h, 0, 0, step);
     // Only trust a shift that explains the change clearly better than standing still.
     if best.0 < 0.8 * zero && (best.1, best.2) != (0, 0) {

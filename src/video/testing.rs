@@ -10,8 +10,8 @@ use image::RgbImage;
 use super::FrameColorizer;
 use super::error::VideoError;
 use super::ffmpeg::{FfmpegTools, file_arg};
-use crate::color::l_plane_rgb8 as l_plane;
 use crate::color::LabImage;
+use crate::color::l_plane_rgb8 as l_plane;
 
 /// A deterministic stand-in for the network: a,b are a smooth function of L, plus (when
 /// `noise > 0`) a per-frame random offset and per-pixel random noise of that amplitude (in
@@ -28,11 +28,7 @@ pub struct SyntheticColorizer {
 
 impl SyntheticColorizer {
     pub fn new(noise: f32, seed: u64) -> Self {
-        Self {
-            noise,
-            seed,
-            frame: 0,
-        }
+        Self { noise, seed, frame: 0 }
     }
 }
 
@@ -102,9 +98,7 @@ pub fn run_ffmpeg<S: AsRef<OsStr>>(tools: &FfmpegTools, args: &[S]) -> Result<()
     } else {
         Err(VideoError::Encode {
             path: tools.ffmpeg.clone(),
-            detail: String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .replace('\n', "; "),
+            detail: String::from_utf8_lossy(&out.stderr).trim().replace('\n', "; "),
         })
     }
 }
@@ -189,12 +183,7 @@ pub fn synthetic_clip(tools: &FfmpegTools, path: &Path, spec: &ClipSpec) -> Resu
 fn proc_status_kib(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 /// Peak resident set size of this process so far (`VmHWM` in `/proc/self/status`), in KiB.

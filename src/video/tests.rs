@@ -14,11 +14,11 @@ use crate::metrics::colourfulness as colorfulness;
 fn psnr_rgb8(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
     crate::metrics::psnr(a, b).unwrap_or(0.0)
 }
-use crate::color::l_plane_rgb8 as l_plane;
 use super::stabilize::{FrameEvent, box_blur, estimate_shift, scene_stats};
 use super::testing::{ClipSpec, SyntheticColorizer, run_ffmpeg, synthetic_clip};
 use super::*;
 use crate::color::LabImage;
+use crate::color::l_plane_rgb8 as l_plane;
 
 /// ffmpeg, or `None` after printing why the test is skipped.
 fn ffmpeg_or_skip(test: &str) -> Option<FfmpegTools> {
@@ -54,7 +54,10 @@ fn no_cancel() -> AtomicBool {
 
 /// The default test clip with `n` frames.
 fn frames(n: u64) -> ClipSpec {
-    ClipSpec { frames: n, ..ClipSpec::default() }
+    ClipSpec {
+        frames: n,
+        ..ClipSpec::default()
+    }
 }
 
 /// Colours a video file into another, not cancelled.
@@ -64,7 +67,13 @@ fn run_files(
     colorizer: &mut dyn FrameColorizer,
     opts: &VideoOptions,
 ) -> Result<RunSummary, VideoError> {
-    run(&VideoInput::File(input), &VideoOutput::File(output), colorizer, opts, &no_cancel())
+    run(
+        &VideoInput::File(input),
+        &VideoOutput::File(output),
+        colorizer,
+        opts,
+        &no_cancel(),
+    )
 }
 
 fn make_clip(tools: &FfmpegTools, dir: &Path, name: &str, spec: ClipSpec) -> PathBuf {
@@ -76,14 +85,7 @@ fn make_clip(tools: &FfmpegTools, dir: &Path, name: &str, spec: ClipSpec) -> Pat
 /// (width, height, r_frame_rate, frames counted by decoding, audio codec) via ffprobe.
 fn ffprobe_counts(path: &Path) -> (u32, u32, String, u64, Option<String>) {
     let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-print_format",
-            "json",
-            "-show_streams",
-        ])
+        .args(["-v", "error", "-count_frames", "-print_format", "json", "-show_streams"])
         .arg(path)
         .output()
         .expect("ffprobe runs");
@@ -146,7 +148,13 @@ fn names(dir: &Path) -> Vec<String> {
 fn l_differences(a: &[RgbImage], b: &[RgbImage]) -> Vec<f32> {
     a.iter()
         .zip(b)
-        .flat_map(|(x, y)| l_plane(x).into_iter().zip(l_plane(y)).map(|(p, q)| (p - q).abs()).collect::<Vec<_>>())
+        .flat_map(|(x, y)| {
+            l_plane(x)
+                .into_iter()
+                .zip(l_plane(y))
+                .map(|(p, q)| (p - q).abs())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -163,15 +171,11 @@ fn mean_and_p99(mut v: Vec<f32>) -> (f32, f32) {
 
 #[test]
 fn natural_order_sorts_numbers_by_value() {
-    let mut v = vec![
-        "f10.png", "f2.png", "f1.png", "f02.png", "a.png", "f100.png", "g1.png",
-    ];
+    let mut v = vec!["f10.png", "f2.png", "f1.png", "f02.png", "a.png", "f100.png", "g1.png"];
     v.sort_by(|a, b| natural_cmp(a, b));
     assert_eq!(
         v,
-        [
-            "a.png", "f1.png", "f2.png", "f02.png", "f10.png", "f100.png", "g1.png"
-        ]
+        ["a.png", "f1.png", "f2.png", "f02.png", "f10.png", "f100.png", "g1.png"]
     );
     assert_eq!(frame_file_name(0), "frame-000001.png");
     assert_eq!(frame_file_name(1_234_567), "frame-1234568.png");
@@ -180,24 +184,16 @@ fn natural_order_sorts_numbers_by_value() {
 #[test]
 fn frame_rate_parsing() {
     assert_eq!("25".parse::<FrameRate>().ok(), FrameRate::new(25, 1));
-    assert_eq!(
-        "29.97".parse::<FrameRate>().ok(),
-        FrameRate::new(30000, 1001)
-    );
+    assert_eq!("29.97".parse::<FrameRate>().ok(), FrameRate::new(30000, 1001));
     assert_eq!("12.5".parse::<FrameRate>().ok(), FrameRate::new(25, 2));
-    assert_eq!(
-        "30000/1001".parse::<FrameRate>().ok(),
-        FrameRate::new(30000, 1001)
-    );
+    assert_eq!("30000/1001".parse::<FrameRate>().ok(), FrameRate::new(30000, 1001));
     assert_eq!(FrameRate::parse_ratio("50/2"), FrameRate::new(25, 1));
     assert!(FrameRate::parse_ratio("0/0").is_none());
     for bad in ["", "abc", "-5", "0", "1/0", "nan"] {
         assert!(bad.parse::<FrameRate>().is_err(), "{bad}");
     }
     assert_eq!(
-        FrameRate::new(30000, 1001)
-            .map(|r| r.to_string())
-            .as_deref(),
+        FrameRate::new(30000, 1001).map(|r| r.to_string()).as_deref(),
         Some("30000/1001")
     );
 }
@@ -257,21 +253,13 @@ fn stabilizer_blends_static_pixels_and_never_touches_l() {
     let l_before = f1.l.clone();
     assert!(matches!(stab.process(&mut f1), FrameEvent::Blended { .. }));
     assert_eq!(f1.l, l_before, "L must never change");
-    assert!(
-        (f1.a[0] - (0.8 * 10.0 + 0.2 * 30.0)).abs() < 1e-3,
-        "{}",
-        f1.a[0]
-    );
+    assert!((f1.a[0] - (0.8 * 10.0 + 0.2 * 30.0)).abs() < 1e-3, "{}", f1.a[0]);
     // Where L changes a lot (but not enough for a cut), the new prediction wins.
     let mut f2 = lab(
         16,
         16,
         |i| {
-            if i < 224 {
-                40.0 + (i % 16) as f32
-            } else {
-                80.0
-            }
+            if i < 224 { 40.0 + (i % 16) as f32 } else { 80.0 }
         },
         -20.0,
         0.0,
@@ -298,12 +286,9 @@ fn box_blur_keeps_constants_and_shift_is_found() {
     let c = vec![5.0f32; w * h];
     assert!(box_blur(&c, w, h, 2).iter().all(|v| (v - 5.0).abs() < 1e-4));
     let pattern = |x: i64, y: i64| {
-        ((x as f32 * 0.21).sin() * 30.0 + (y as f32 * 0.13).cos() * 20.0 + ((x * y) % 17) as f32)
-            + 50.0
+        ((x as f32 * 0.21).sin() * 30.0 + (y as f32 * 0.13).cos() * 20.0 + ((x * y) % 17) as f32) + 50.0
     };
-    let prev: Vec<f32> = (0..w * h)
-        .map(|i| pattern((i % w) as i64, (i / w) as i64))
-        .collect();
+    let prev: Vec<f32> = (0..w * h).map(|i| pattern((i % w) as i64, (i / w) as i64)).collect();
     let cur: Vec<f32> = (0..w * h)
         .map(|i| pattern((i % w) as i64 - 7, (i / w) as i64 + 3))
         .collect();
@@ -379,11 +364,7 @@ fn odd_sizes_get_yuv444_or_padding() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    assert!(
-        joined(&spec).contains("format=yuv444p"),
-        "{}",
-        joined(&spec)
-    );
+    assert!(joined(&spec).contains("format=yuv444p"), "{}", joined(&spec));
     let padded = ffmpeg::EncodeSpec {
         odd_size: OddSizePolicy::PadToEven,
         ..spec.clone()
@@ -411,8 +392,7 @@ fn missing_ffmpeg_is_a_clear_error() {
         ..quiet()
     };
     let out = dir.path().join("out.mp4");
-    let err = run_files(input, out, &mut SyntheticColorizer::new(0.0, 1), &opts)
-    .expect_err("no ffmpeg");
+    let err = run_files(input, out, &mut SyntheticColorizer::new(0.0, 1), &opts).expect_err("no ffmpeg");
     assert!(matches!(err, VideoError::FfmpegMissing { .. }), "{err}");
     assert!(err.to_string().contains("apt-get install ffmpeg"), "{err}");
     assert_eq!(names(dir.path()), ["in.mp4"]);
@@ -425,10 +405,7 @@ fn frames_to_frames_in_natural_order() {
     let input = dir.path().join("in");
     std::fs::create_dir(&input).expect("mkdir");
     // Gray levels increase with the frame number; names sort wrongly as plain strings.
-    for (k, name) in ["1.png", "2.png", "10.png", "11.png", "3.png"]
-        .iter()
-        .enumerate()
-    {
+    for (k, name) in ["1.png", "2.png", "10.png", "11.png", "3.png"].iter().enumerate() {
         let level = [20u8, 40, 100, 120, 60][k];
         RgbImage::from_pixel(9, 7, image::Rgb([level; 3]))
             .save(input.join(name))
@@ -471,10 +448,7 @@ fn colorizer_errors_and_contract_violations_leave_nothing() {
             if self.0 {
                 anyhow::bail!("out of GPU memory")
             }
-            Ok(frames
-                .iter()
-                .map(|_| lab(2, 2, |_| 50.0, 0.0, 0.0))
-                .collect())
+            Ok(frames.iter().map(|_| lab(2, 2, |_| 50.0, 0.0, 0.0)).collect())
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -492,8 +466,7 @@ fn colorizer_errors_and_contract_violations_leave_nothing() {
     let out = VideoOutput::Frames(dir.path().join("out"));
     let err = run(&src, &out, &mut Broken(true), &quiet(), &no_cancel()).expect_err("fails");
     assert!(
-        matches!(err, VideoError::Colorizer { .. })
-            && err.to_string().contains("out of GPU memory"),
+        matches!(err, VideoError::Colorizer { .. }) && err.to_string().contains("out of GPU memory"),
         "{err}"
     );
     let err = run(&src, &out, &mut Broken(false), &quiet(), &no_cancel()).expect_err("fails");
@@ -511,7 +484,12 @@ fn video_keeps_size_rate_frames_audio_and_luma() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = make_clip(&tools, dir.path(), "in.mp4", ClipSpec::default());
     let output = dir.path().join("out.mp4");
-    let summary = run_files(input.clone(), output.clone(), &mut SyntheticColorizer::new(4.0, 1), &quiet())
+    let summary = run_files(
+        input.clone(),
+        output.clone(),
+        &mut SyntheticColorizer::new(4.0, 1),
+        &quiet(),
+    )
     .expect("run");
     assert_eq!(summary.frames, 10);
     assert_eq!(summary.audio, AudioMode::Copied);
@@ -519,18 +497,11 @@ fn video_keeps_size_rate_frames_audio_and_luma() {
         ffprobe_counts(&output),
         (64, 48, "10/1".to_string(), 10, Some("aac".to_string()))
     );
-    assert_eq!(
-        names(dir.path()),
-        ["in.mp4", "out.mp4"],
-        "no temporary file left"
-    );
+    assert_eq!(names(dir.path()), ["in.mp4", "out.mp4"], "no temporary file left");
 
     // Luma: the output's L is the input's L up to the codec. 4:2:0 chroma subsampling leaks
     // into L near colour edges, so compare the mean and the 99th percentile, not the max.
-    let (a, b) = (
-        decode_frames(&input, &tools),
-        decode_frames(&output, &tools),
-    );
+    let (a, b) = (decode_frames(&input, &tools), decode_frames(&output, &tools));
     assert_eq!(a.len(), b.len());
     let diffs = l_differences(&a, &b);
     let (mean, p99) = mean_and_p99(diffs);
@@ -592,10 +563,7 @@ fn stabilization_lowers_flicker() {
     let mut values = Vec::new();
     for stabilize in [false, true] {
         let out = dir.path().join(format!("frames-{stabilize}"));
-        let opts = VideoOptions {
-            stabilize,
-            ..quiet()
-        };
+        let opts = VideoOptions { stabilize, ..quiet() };
         run(
             &VideoInput::File(input.clone()),
             &VideoOutput::Frames(out.clone()),
@@ -652,21 +620,19 @@ fn scene_cut_resets_blending() {
             b: vec![value; n],
         };
         let event = stab.process(&mut lab);
-        assert_eq!(
-            event == FrameEvent::SceneCut,
-            t == 10,
-            "frame {t}: {event:?}"
-        );
+        assert_eq!(event == FrameEvent::SceneCut, t == 10, "frame {t}: {event:?}");
         if t == 10 {
-            assert!(
-                lab.a.iter().all(|&v| v == -30.0),
-                "reset frame is taken as predicted"
-            );
+            assert!(lab.a.iter().all(|&v| v == -30.0), "reset frame is taken as predicted");
         }
     }
     assert_eq!(stab.scene_cuts(), 1);
     // And the pipeline reports it.
-    let summary = run_files(input, dir.path().join("o.mkv"), &mut SyntheticColorizer::new(2.0, 4), &quiet())
+    let summary = run_files(
+        input,
+        dir.path().join("o.mkv"),
+        &mut SyntheticColorizer::new(2.0, 4),
+        &quiet(),
+    )
     .expect("run");
     assert_eq!((summary.frames, summary.scene_cuts), (20, 1));
 }
@@ -687,14 +653,7 @@ fn bad_inputs_give_one_line_errors_and_no_output() {
     std::fs::write(d.join("noise.mkv"), noise).expect("write");
     ffmpeg_to(
         &tools,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=1",
-            "-c:a",
-            "aac",
-        ],
+        &["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac"],
         &d.join("audio.mp4"),
     );
     // H.264 stored in AVI under an unknown FourCC: demuxable, not decodable.
@@ -723,19 +682,18 @@ fn bad_inputs_give_one_line_errors_and_no_output() {
         ("empty.mp4", |e| matches!(e, VideoError::NotAVideo { .. })),
         ("truncated.mp4", |e| matches!(e, VideoError::Corrupt { .. })),
         ("noise.mkv", |e| matches!(e, VideoError::Corrupt { .. })),
-        ("audio.mp4", |e| {
-            matches!(e, VideoError::NoVideoStream { .. })
-        }),
-        ("unknown.avi", |e| {
-            matches!(e, VideoError::UnsupportedCodec { .. })
-        }),
-        ("missing.mp4", |e| {
-            matches!(e, VideoError::InputNotFound { .. })
-        }),
+        ("audio.mp4", |e| matches!(e, VideoError::NoVideoStream { .. })),
+        ("unknown.avi", |e| matches!(e, VideoError::UnsupportedCodec { .. })),
+        ("missing.mp4", |e| matches!(e, VideoError::InputNotFound { .. })),
     ];
     for (name, is_expected) in cases {
         let out = d.join(format!("out-{name}.mp4"));
-        let err = run_files(d.join(name), out.clone(), &mut SyntheticColorizer::new(0.0, 0), &quiet())
+        let err = run_files(
+            d.join(name),
+            out.clone(),
+            &mut SyntheticColorizer::new(0.0, 0),
+            &quiet(),
+        )
         .expect_err(name);
         let msg = err.to_string();
         eprintln!("{name}: {msg}");
@@ -770,10 +728,7 @@ fn frames_round_trip_through_video() {
     )
     .expect("to frames");
     assert_eq!(s.frames, 10);
-    assert_eq!(
-        names(&frames),
-        (0..10).map(frame_file_name).collect::<Vec<_>>()
-    );
+    assert_eq!(names(&frames), (0..10).map(frame_file_name).collect::<Vec<_>>());
     let video = dir.path().join("back.mov");
     let rate: FrameRate = "12.5".parse().expect("rate");
     let s = run(
@@ -788,10 +743,7 @@ fn frames_round_trip_through_video() {
     )
     .expect("from frames");
     assert_eq!((s.frames, s.audio), (10, AudioMode::None));
-    assert_eq!(
-        ffprobe_counts(&video),
-        (64, 48, "25/2".to_string(), 10, None)
-    );
+    assert_eq!(ffprobe_counts(&video), (64, 48, "25/2".to_string(), 10, None));
     // Overwriting needs permission; with it, the frame directory is replaced.
     let again = run(
         &VideoInput::File(video.clone()),
@@ -800,10 +752,7 @@ fn frames_round_trip_through_video() {
         &quiet(),
         &no_cancel(),
     );
-    assert!(
-        matches!(again, Err(VideoError::OutputExists { .. })),
-        "{again:?}"
-    );
+    assert!(matches!(again, Err(VideoError::OutputExists { .. })), "{again:?}");
     let opts = VideoOptions {
         overwrite: true,
         max_frames: Some(4),
@@ -839,7 +788,12 @@ fn odd_frame_size_works() {
         },
     );
     let out = dir.path().join("out.mp4");
-    run_files(input.clone(), out.clone(), &mut SyntheticColorizer::new(4.0, 6), &quiet())
+    run_files(
+        input.clone(),
+        out.clone(),
+        &mut SyntheticColorizer::new(4.0, 6),
+        &quiet(),
+    )
     .expect("run");
     assert_eq!(
         ffprobe_counts(&out),
@@ -850,8 +804,7 @@ fn odd_frame_size_works() {
         odd_size: OddSizePolicy::PadToEven,
         ..quiet()
     };
-    run_files(input, padded.clone(), &mut SyntheticColorizer::new(4.0, 6), &opts)
-    .expect("run");
+    run_files(input, padded.clone(), &mut SyntheticColorizer::new(4.0, 6), &opts).expect("run");
     let (w, h, _, n, _) = ffprobe_counts(&padded);
     assert_eq!((w, h, n), (64, 48, 10));
 }
@@ -862,8 +815,7 @@ fn audio_is_reencoded_when_the_container_refuses_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = make_clip(&tools, dir.path(), "in.mp4", frames(5));
     let out = dir.path().join("out.webm");
-    let s = run_files(input, out.clone(), &mut SyntheticColorizer::new(0.0, 8), &quiet())
-    .expect("run");
+    let s = run_files(input, out.clone(), &mut SyntheticColorizer::new(0.0, 8), &quiet()).expect("run");
     assert_eq!(s.audio, AudioMode::Reencoded("libopus".into()));
     let (w, h, _, n, audio) = ffprobe_counts(&out);
     assert_eq!((w, h, n, audio.as_deref()), (64, 48, 5, Some("opus")));
@@ -908,8 +860,7 @@ fn existing_outputs_are_protected() {
     let out = dir.path().join("out.mkv");
     std::fs::write(&out, "precious").expect("write");
     let mut c = SyntheticColorizer::new(0.0, 1);
-    let err = run_files(input.clone(), out.clone(), &mut c, &quiet())
-    .expect_err("exists");
+    let err = run_files(input.clone(), out.clone(), &mut c, &quiet()).expect_err("exists");
     assert!(matches!(err, VideoError::OutputExists { .. }), "{err}");
     let err = run(
         &VideoInput::File(input.clone()),
@@ -923,8 +874,7 @@ fn existing_outputs_are_protected() {
     )
     .expect_err("same file");
     assert!(matches!(err, VideoError::SameFile { .. }), "{err}");
-    let err = run_files(input.clone(), dir.path().join("noext"), &mut c, &quiet())
-    .expect_err("no ext");
+    let err = run_files(input.clone(), dir.path().join("noext"), &mut c, &quiet()).expect_err("no ext");
     assert!(matches!(err, VideoError::UnsupportedOutput { .. }), "{err}");
     run(
         &VideoInput::File(input),
@@ -993,10 +943,7 @@ fn peak_rss_short_vs_long_clip() {
                 preset: "ultrafast".into(),
             },
         );
-        assert!(
-            testing::reset_peak_rss(),
-            "needs Linux /proc/self/clear_refs"
-        );
+        assert!(testing::reset_peak_rss(), "needs Linux /proc/self/clear_refs");
         let base = testing::peak_rss_kib().unwrap_or(0);
         let s = run(
             &VideoInput::File(input),
