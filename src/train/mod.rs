@@ -471,7 +471,7 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
     say(
         quiet,
         format!(
-            "training on {} images, validating on {} ({}x{} px, batch {}, {} epochs)",
+            "training on {} image files, validating on {} ({}x{} px, batch {}, {} epochs)",
             train_files.len(),
             val_files.len(),
             size,
