@@ -227,7 +227,9 @@ fn usage_and_fatal_errors_exit_2_with_one_line() {
 #[test]
 fn resume_continues_a_finished_run_with_more_epochs() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = tiny_model(tmp.path());
+    // The run folder is moved before it is resumed: it continues where it now is.
+    let run = tmp.path().join("moved");
+    std::fs::rename(tiny_model(tmp.path()), &run).unwrap();
     let o = tinct(&[
         "train",
         "--data",
@@ -243,6 +245,8 @@ fn resume_continues_a_finished_run_with_more_epochs() {
     let log = std::fs::read_to_string(run.join("log.csv")).unwrap();
     let epochs: Vec<&str> = log.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(epochs, ["1", "2"]);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["paths"]["out"].as_str().unwrap(), run.to_str().unwrap());
 }
 
 /// Trains on a slice of the real photos when `../shared` is present (skips otherwise).

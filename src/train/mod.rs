@@ -387,8 +387,11 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
     let mut clear_first = false;
     let (config, paths) = if resuming {
         // The saved run defines the hyper-parameters; only the schedule's may change.
-        let (mut saved, saved_paths) = checkpoint::read_run_config(out)?;
-        if opts.schedule.apply(&mut saved) {
+        let (mut saved, mut saved_paths) = checkpoint::read_run_config(out)?;
+        // A run folder that was copied or moved records where it is now.
+        let moved = saved_paths.out != *out;
+        saved_paths.out = out.clone();
+        if opts.schedule.apply(&mut saved) || moved {
             validate_config(&saved)?;
             checkpoint::write_run_config(out, &saved, &saved_paths)?;
         }
