@@ -216,6 +216,8 @@ pub struct Trainer {
     pub opt_d: ModuleOptimizer,
     /// Moving average of the generator's weights (on the inner device), when `ema_decay > 0`.
     pub g_ema: Option<Generator>,
+    /// Updates of the moving average since it started (for its warm-up).
+    pub ema_updates: u64,
     pub device: Device,
 }
 
@@ -236,6 +238,7 @@ impl Trainer {
             g,
             d,
             g_ema,
+            ema_updates: 0,
             device,
             config,
         }
@@ -245,12 +248,23 @@ impl Trainer {
     pub fn reset_ema(&mut self) {
         if self.config.ema_decay > 0.0 {
             self.g_ema = Some(self.g.valid());
+            self.ema_updates = 0;
         }
+    }
+
+    /// The decay of the next moving-average update: `ema_decay`, warmed up as
+    /// `min(ema_decay, (1 + n) / (10 + n))` after `n` updates, so that the average follows a
+    /// network trained from scratch instead of keeping its initial batch-norm statistics (a
+    /// variance that starts at 1 and is 0.01 a few hundred steps later) for thousands of steps.
+    pub fn ema_decay_now(&self) -> f32 {
+        let n = self.ema_updates as f32;
+        self.config.ema_decay.min((1.0 + n) / (10.0 + n))
     }
 
     fn update_ema(&mut self) {
         if let Some(ema) = self.g_ema.take() {
-            self.g_ema = Some(crate::model::ema_update(ema, &self.g.valid(), self.config.ema_decay));
+            self.g_ema = Some(crate::model::ema_update(ema, &self.g.valid(), self.ema_decay_now()));
+            self.ema_updates += 1;
         }
     }
 
@@ -451,6 +465,8 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
     if resuming {
         let ck = Checkpoint::latest(out)?.expect("checked above");
         ck.load_into(&mut trainer, &mut state)?;
+        let batches_per_epoch = train_files.len().div_ceil(config.batch_size);
+        trainer.ema_updates = (state.epoch * batches_per_epoch + state.step) as u64;
         say(
             quiet,
             format!(
@@ -943,8 +959,12 @@ mod tests {
         }
 
         // In training, the average starts at the initial weights, moves after each step by
-        // (1 - decay) of the way to the new weights, and is what inference uses.
+        // (1 - decay) of the way to the new weights, and is what inference uses. The decay warms
+        // up as min(decay, (1 + n) / (10 + n)): 0.1 at the first update, 0.5 from the ninth.
         let mut t = Trainer::new(tiny_config().with_ema_decay(0.5), &device);
+        assert_eq!(t.ema_decay_now(), 0.1);
+        t.ema_updates = 8;
+        assert_eq!(t.ema_decay_now(), 0.5);
         let w0 = weights(&t.g);
         assert_eq!(weights(t.g_ema.as_ref().unwrap()), w0);
         t.step(&batch(&t.device.clone(), 1.0), false);
