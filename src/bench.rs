@@ -92,14 +92,7 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         crate::model::Arch::Unet256 => GeneratorConfig::unet_for_size(a.size, a.ngf),
         crate::model::Arch::EffnetUnet => GeneratorConfig::effnet_unet(a.size),
     };
-    let m = gcfg.stride_multiple();
-    if a.size < m || !a.size.is_multiple_of(m) {
-        anyhow::bail!(
-            "--size {}: must be a multiple of {m} for {} at this size",
-            a.size,
-            gcfg.arch
-        );
-    }
+    gcfg.check_size(a.size)?;
     eprintln!(
         "{}: {:.2} GMAC per {} px image",
         gcfg.arch,

@@ -478,9 +478,8 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
     let format = a.format.as_deref().map(crate::imageio::parse_format).transpose()?;
     // `-o` names a file when it has an image extension, is not a folder and does not end in /.
     let out_text = a.out.as_os_str().to_string_lossy();
-    let names_file = !a.out.is_dir()
-        && !out_text.ends_with(['/', std::path::MAIN_SEPARATOR])
-        && image::ImageFormat::from_path(&a.out).is_ok();
+    let out_format = image::ImageFormat::from_path(&a.out).ok();
+    let names_file = !a.out.is_dir() && !out_text.ends_with(['/', std::path::MAIN_SEPARATOR]) && out_format.is_some();
     let several = a.inputs.len() > 1 || Path::new(&a.inputs[0]).is_dir() || a.inputs[0].contains(['*', '?', '[']);
     if names_file {
         if several {
@@ -490,7 +489,7 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
         }
         crate::imageio::format_for(&a.out)?;
         if let Some(f) = &format
-            && image::ImageFormat::from_extension(f) != image::ImageFormat::from_path(&a.out).ok()
+            && image::ImageFormat::from_extension(f) != out_format
         {
             bail!("-o {out_text} and --format {f} disagree; give one of them");
         }

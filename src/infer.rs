@@ -105,8 +105,8 @@ impl Colorizer {
         if size < m {
             bail!("working size {size} is below this model's minimum of {m}");
         }
-        if size > MAX_WORKING_SIZE {
-            bail!("working size {size} is above the limit of {MAX_WORKING_SIZE}");
+        if size > crate::model::MAX_SIZE {
+            bail!("working size {size} is above the limit of {}", crate::model::MAX_SIZE);
         }
         self.size = size / m * m;
         Ok(self)
@@ -264,9 +264,6 @@ pub fn is_effectively_gray(img: &image::RgbImage) -> bool {
     })
 }
 
-/// The largest working size a network runs at (a 2048 px square already needs several GB).
-pub const MAX_WORKING_SIZE: usize = 2048;
-
 /// Where the output for `input` goes.
 pub fn output_path(input: &Path, rel: Option<&Path>, out_dir: &Path, format: Option<&str>) -> PathBuf {
     let rel = rel
@@ -287,36 +284,19 @@ pub struct Input {
 }
 
 /// `p` made absolute with symbolic links resolved, as far as it exists (a file that does not
-/// exist yet keeps its name under its resolved folder), so two spellings of one file compare
-/// equal.
+/// exist yet keeps its name under its resolved folder; an empty path is the current folder),
+/// so two spellings of one file compare equal.
 pub fn resolved(p: &Path) -> PathBuf {
-    if let Ok(c) = p.canonicalize() {
-        return c;
-    }
-    match (p.parent(), p.file_name()) {
-        (Some(dir), Some(name)) => {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            resolved(dir).join(name)
-        }
-        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
-    }
+    let p = if p.as_os_str().is_empty() { Path::new(".") } else { p };
+    p.canonicalize().unwrap_or_else(|_| resolved_target(p))
 }
 
 /// Where writing to `p` lands: its folder resolved, its own name kept (writing replaces a
 /// link at `p`, it does not write through it).
 fn resolved_target(p: &Path) -> PathBuf {
     match (p.parent(), p.file_name()) {
-        (Some(dir), Some(name)) => resolved(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        })
-        .join(name),
-        _ => resolved(p),
+        (Some(dir), Some(name)) => resolved(dir).join(name),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
     }
 }
 
@@ -338,11 +318,7 @@ pub fn expand_inputs(args: &[String], skip: Option<&Path>) -> (Vec<Input>, Vec<S
     let skip = skip.map(resolved);
     // The output folder to leave out of a scan of `base`, if it lies inside it.
     let inner = |base: &Path| {
-        let base = resolved(if base.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            base
-        });
+        let base = resolved(base);
         skip.clone().filter(|s| s != &base && s.starts_with(&base))
     };
     let outside = |f: &Path, inner: &Option<PathBuf>| inner.as_ref().is_none_or(|s| !resolved(f).starts_with(s));

@@ -160,10 +160,7 @@ impl Method {
             }
             MethodKind::Palette => {
                 let name = o.palette.as_deref().unwrap_or("sepia");
-                let s = o.palette_strength;
-                if !(s.is_finite() && s >= 0.0) {
-                    bail!("--palette-strength {s}: must be a finite number, at least 0");
-                }
+                classic::check_strength(o.palette_strength).map_err(|e| anyhow::anyhow!("--palette-strength: {e}"))?;
                 Method::Palette {
                     palette: classic::palette_by_name_or_file(name)?,
                     strength: o.palette_strength,

@@ -291,6 +291,21 @@ fn trains_on_shared_photos_when_present() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// An eval run's `report.json` in `out`.
+fn read_report(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+}
+
+/// The method of each row of an eval report's summary, in order.
+fn method_names(report: &serde_json::Value) -> Vec<&str> {
+    report["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn eval_scores_methods_and_writes_reports() {
     let tmp = tempfile::tempdir().unwrap();
@@ -316,13 +331,8 @@ fn eval_scores_methods_and_writes_reports() {
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let methods: Vec<&str> = report["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["method"].as_str().unwrap())
-        .collect();
+    let report = read_report(&out);
+    let methods = method_names(&report);
     assert_eq!(methods, ["gray", "gan:run", "palette:sepia", "reference"]);
     // The gray baseline has no colour at all.
     assert_eq!(report["summary"][0]["colourfulness"].as_f64().unwrap(), 0.0);
@@ -344,7 +354,7 @@ fn eval_scores_methods_and_writes_reports() {
         "-q",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out);
     let (gray, gan) = (&report["summary"][0], &report["summary"][1]);
     assert_eq!(gan["method"], "gan:run+flip+sat0");
     for key in ["psnr", "ssim", "ciede2000", "colourfulness"] {
@@ -363,7 +373,7 @@ fn eval_scores_methods_and_writes_reports() {
         "-q",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report = read_report(&out);
     let m = &report["summary"][0];
     assert_eq!(m["psnr"].as_f64().unwrap(), tinct::metrics::PSNR_CAP_DB);
     assert_eq!(m["ssim"].as_f64().unwrap(), 1.0);
@@ -385,13 +395,8 @@ fn eval_scores_methods_and_writes_reports() {
         "-q",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let methods: Vec<&str> = report["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["method"].as_str().unwrap())
-        .collect();
+    let report = read_report(&out);
+    let methods = method_names(&report);
     assert_eq!(methods, ["gray", "gan:photo", "palette:sepia"]);
 }
 

@@ -238,9 +238,7 @@ impl HintMap {
     /// outside the image (the message names the point and the image size),
     /// [`ClassicError::BadHint`] / [`ClassicError::BadColour`] for a bad colour or radius.
     pub fn from_points(set: &HintSet, width: u32, height: u32) -> Result<Self, ClassicError> {
-        if set.points.is_empty() {
-            return Err(ClassicError::NoHints("the hint list has no points"));
-        }
+        set.check()?;
         let mut map = Self::empty(width, height);
         let (w, h) = (width as i64, height as i64);
         for (index, p) in set.points.iter().enumerate() {
@@ -255,12 +253,6 @@ impl HintMap {
             }
             let ab = p.chroma(index)?;
             let r = p.radius.unwrap_or(0.0);
-            if !(r.is_finite() && r >= 0.0) {
-                return Err(ClassicError::BadHint {
-                    index,
-                    reason: format!("radius {r} must be a finite number >= 0"),
-                });
-            }
             // Clip the disc's bounding box to the image before looping.
             let ri = r.floor() as i64;
             let r2 = (r as f64) * (r as f64);

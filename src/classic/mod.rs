@@ -23,7 +23,9 @@ pub use hints::{
     HintMap, HintPoint, HintSet, SCRIBBLE_MIN_CHROMA, SolveReport, SolverOptions, colorize_with_hints,
     colorize_with_hints_report, hints_from_json, hints_from_scribble, hints_to_json, load_hints_json, load_scribble,
 };
-pub use palette::{Palette, PaletteSpec, Stop, apply_palette, palette_by_name_or_file, preset, preset_names};
+pub use palette::{
+    Palette, PaletteSpec, Stop, apply_palette, check_strength, palette_by_name_or_file, preset, preset_names,
+};
 pub use reference::{reinhard_transfer, welsh_transfer};
 
 /// Everything that can go wrong in the classic methods; every message is one line.

@@ -276,6 +276,19 @@ impl Palette {
     }
 }
 
+/// Refuses a palette strength that is negative or not finite.
+pub fn check_strength(strength: f32) -> Result<(), ClassicError> {
+    if strength.is_finite() && strength >= 0.0 {
+        Ok(())
+    } else {
+        Err(ClassicError::BadParameter {
+            name: "strength",
+            value: strength as f64,
+            expected: "a finite number >= 0",
+        })
+    }
+}
+
 /// Colours `gray` (only its `l` plane is read) through `palette`: each pixel gets
 /// `strength × palette.ab_at(L)` as (a, b), and keeps its L exactly. `strength` 1 is the
 /// palette as designed, 0 gives gray, values above 1 exaggerate the chroma.
@@ -285,13 +298,7 @@ impl Palette {
 /// when `strength` is negative or not finite.
 pub fn apply_palette(gray: &LabImage, palette: &Palette, strength: f32) -> Result<LabImage, ClassicError> {
     check_lab(gray)?;
-    if !(strength.is_finite() && strength >= 0.0) {
-        return Err(ClassicError::BadParameter {
-            name: "strength",
-            value: strength as f64,
-            expected: "a finite number >= 0",
-        });
-    }
+    check_strength(strength)?;
     let (a, b): (Vec<f32>, Vec<f32>) = gray
         .l
         .par_iter()

@@ -11,6 +11,10 @@ use burn::module::{ModuleMapper, Param, ParamId};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// The largest working or training size of a generator (a 2048 px square already needs several
+/// GB).
+pub const MAX_SIZE: usize = 2048;
+
 pub use effnet::{EffUnet, EffUnetConfig};
 pub use patchgan::{PatchGan, PatchGanConfig};
 pub use unet::{Unet, UnetConfig};
@@ -76,6 +80,22 @@ impl GeneratorConfig {
             Arch::Unet256 => 1 << self.unet.depth,
             Arch::EffnetUnet => 32,
         }
+    }
+
+    /// Refuses a working or training size (`--size`) this generator cannot run at: it must be a
+    /// positive multiple of [`Self::stride_multiple`] and at most [`MAX_SIZE`].
+    pub fn check_size(&self, size: usize) -> anyhow::Result<()> {
+        let m = self.stride_multiple();
+        if size < m || !size.is_multiple_of(m) {
+            anyhow::bail!(
+                "--size {size}: must be a multiple of {m} for this {} generator",
+                self.arch
+            );
+        }
+        if size > MAX_SIZE {
+            anyhow::bail!("--size {size}: at most {MAX_SIZE} px");
+        }
+        Ok(())
     }
 
     /// Builds the generator with freshly initialised weights.

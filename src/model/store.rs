@@ -235,16 +235,7 @@ pub fn export_generator(srcs: &[PathBuf], dst: &Path, size: Option<usize>, half:
     if let Some(s) = size {
         config.size = s;
     }
-    let stride = config.stride_multiple();
-    if config.size > crate::infer::MAX_WORKING_SIZE {
-        bail!("--size {}: at most {}", config.size, crate::infer::MAX_WORKING_SIZE);
-    }
-    if config.size == 0 || !config.size.is_multiple_of(stride) {
-        bail!(
-            "--size {}: must be a positive multiple of {stride} for this model",
-            config.size
-        );
-    }
+    config.check_size(config.size)?;
     let json = serde_json::to_string_pretty(&config)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file ({e})", src.display()))?;

@@ -23,7 +23,7 @@ pub const MAX_HINT_POINTS: usize = 4096;
 /// Largest hint radius, pixels.
 pub const MAX_HINT_RADIUS: f32 = 100.0;
 /// Working sizes a client may ask for (the model rounds down to its stride multiple).
-pub const SIZE_RANGE: std::ops::RangeInclusive<usize> = 16..=crate::infer::MAX_WORKING_SIZE;
+pub const SIZE_RANGE: std::ops::RangeInclusive<usize> = 16..=crate::model::MAX_SIZE;
 /// Formats accepted as uploads (each has a well-tested decoder).
 pub const INPUT_FORMATS: &[ImageFormat] = &[
     ImageFormat::Jpeg,

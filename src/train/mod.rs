@@ -687,10 +687,7 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
 }
 
 fn validate_config(c: &TrainConfig) -> Result<()> {
-    let m = c.generator.stride_multiple();
-    if !c.size().is_multiple_of(m) || c.size() < m {
-        bail!("--size {} must be a multiple of {} for this generator", c.size(), m);
-    }
+    c.generator.check_size(c.size())?;
     // The PatchGAN halves the image n_layers times, then two 4x4 convolutions each take a
     // pixel off: it needs at least 3 pixels after the halvings to score one patch.
     let patch_min = 3 << c.discriminator.n_layers;
@@ -700,9 +697,6 @@ fn validate_config(c: &TrainConfig) -> Result<()> {
             c.size(),
             c.discriminator.n_layers
         );
-    }
-    if c.size() > crate::infer::MAX_WORKING_SIZE {
-        bail!("--size {}: at most {} px", c.size(), crate::infer::MAX_WORKING_SIZE);
     }
     if c.batch_size == 0 {
         bail!("--batch-size must be at least 1");
@@ -843,7 +837,9 @@ mod tests {
 
     /// The mirror term pulls the network towards agreeing with itself on mirrored input: from
     /// the same start and data, training with it leaves the output much closer to mirror
-    /// symmetric than training without it.
+    /// symmetric than training without it. (At a gentle learning rate: at 2e-3 the ratio varied
+    /// with the random initialisation from 0.16 to 0.53 over 15 runs; at 5e-4 and 40 steps it
+    /// stayed at 0.06-0.42 over 45.)
     #[test]
     fn mirror_term_makes_the_generator_agree_with_its_mirror_view() {
         fn asymmetry(t: &Trainer, l: &Tensor<4>) -> f32 {
@@ -853,13 +849,13 @@ mod tests {
             (y - m).abs().mean().into_scalar::<f32>()
         }
         let device = Device::flex();
-        let cfg = tiny_config().with_lr(2e-3);
+        let cfg = tiny_config().with_lr(5e-4);
         let mut plain = Trainer::new(cfg.clone(), &device);
         let mut mirrored = Trainer::new(cfg.with_mirror_weight(10.0), &device);
         mirrored.g = plain.g.clone();
         let b = batch(&plain.device.clone(), 1.0);
         let start = asymmetry(&plain, &b.l);
-        for _ in 0..20 {
+        for _ in 0..40 {
             plain.step(&b, false);
             mirrored.step(&b, false);
         }
