@@ -104,6 +104,9 @@ mod tests {
             (4, 10, 3, 2, [0, 0, 1, 1]),
             (3, 11, 5, 2, [1, 1, 2, 2]),
             (6, 8, 5, 1, [2, 2, 2, 2]),
+            // Output planes over 8192 values take the backend's row-outer loop.
+            (2, 96, 3, 1, [1, 1, 1, 1]),
+            (2, 183, 5, 2, [1, 1, 2, 2]),
         ] {
             let mut layer = conv(c, c, k, s, c, pad, &device);
             layer.weight = layer.weight.clone().set_require_grad(true);

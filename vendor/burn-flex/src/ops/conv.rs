@@ -180,9 +180,11 @@ fn expand_2d_to_3d(
         w_shape[0], w_shape[1], 1, w_shape[2], w_shape[3],
     ]));
 
-    let options_3d = ConvOptions::new(
+    // Both paddings are kept (tinct's patch): the depthwise kernel handles asymmetric padding
+    // itself; every other kernel is reached only with symmetric padding (see `module.rs`).
+    let options_3d = ConvOptions::new_with_padding(
         [1, options.stride[0], options.stride[1]],
-        [0, options.padding_begin()[0], options.padding_begin()[1]],
+        [(0, 0), options.padding[0], options.padding[1]],
         [1, options.dilation[0], options.dilation[1]],
         options.groups,
     );
@@ -622,6 +624,15 @@ fn is_1x1_conv(
         && kernel_w == 1
         && options.stride == [1, 1, 1]
         && options.padding_begin() == [0, 0, 0]
+        && options.padding_end() == [0, 0, 0]
+}
+
+/// Whether a conv2d goes to the depthwise kernel, which handles asymmetric padding itself
+/// (tinct's patch; see `conv3d_depthwise_impl`).
+pub(crate) fn is_depthwise_conv2d(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
+    let (x_shape, w_shape) = (x.layout().shape(), weight.layout().shape());
+    let kernel_1x1 = w_shape[2] == 1 && w_shape[3] == 1;
+    options.groups == x_shape[1] && w_shape[0] == x_shape[1] && w_shape[1] == 1 && !kernel_1x1
 }
 
 /// Optimized 1x1 convolution: skip im2col, call gemm directly on NCHW data.
@@ -955,7 +966,8 @@ fn conv_plane_accumulate<
     // multiplying materialized zeros only while every weight is finite; IEEE
     // arithmetic requires `0 * inf` and `0 * NaN` to produce NaN. Preserve
     // that result after the fast accumulation without changing its hot loops.
-    if has_non_finite_weights && (pad_h != 0 || pad_w != 0) {
+    // (`has_non_finite_weights` is only set where there is padding, begin or end.)
+    if has_non_finite_weights {
         propagate_non_finite_padding(out_plane, w_plane, kernel_w, out_w, oh_ranges, ow_ranges);
     }
 }
@@ -1146,6 +1158,71 @@ fn conv_plane_accumulate_kh_outer<T: num_traits::Float + Copy>(
     }
 }
 
+/// One depthwise output plane for dilation 1 (tinct's patch). The input is first copied into a
+/// zero-bordered scratch plane, with the even columns of each row ahead of the odd ones at
+/// stride 2, so that every kernel tap reads a contiguous run of `out_w` values with no range
+/// checks. `conv_plane_accumulate` splits each tap's rows at the borders and gathers strided
+/// columns one by one; on EfficientNet-Lite0's small planes (8-16 px, 5x5 kernels) it reached
+/// 1-5 GMAC/s on two cores.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_plane_padded<T: num_traits::Float + Copy>(
+    out_plane: &mut [T],
+    in_plane: &[T],
+    w_plane: &[T],
+    [kernel_h, kernel_w]: [usize; 2],
+    [in_h, in_w]: [usize; 2],
+    [out_h, out_w]: [usize; 2],
+    [stride_h, stride_w]: [usize; 2],
+    [pad_h, pad_w]: [usize; 2],
+    scratch: &mut Vec<T>,
+) {
+    let rows = (out_h - 1) * stride_h + kernel_h;
+    let cols = (out_w - 1) * stride_w + kernel_w;
+    let zero = T::zero();
+    scratch.clear();
+    scratch.resize(rows * cols, zero);
+    // Column j of a padded row reads input column j - pad_w; at stride s it is stored at
+    // (j % s) * ceil(cols / s) + j / s, so tap kw's columns s*o + kw form one contiguous run.
+    let phase_len = cols.div_ceil(stride_w);
+    for (r, dst) in scratch.chunks_exact_mut(cols).enumerate() {
+        let Some(ih) = r.checked_sub(pad_h).filter(|&ih| ih < in_h) else {
+            continue;
+        };
+        let src = &in_plane[ih * in_w..(ih + 1) * in_w];
+        let j_end = (pad_w + in_w).min(cols);
+        if stride_w == 1 {
+            dst[pad_w..j_end].copy_from_slice(&src[..j_end - pad_w]);
+        } else {
+            // Input columns t with (pad_w + t) % stride_w == q, in order, fill phase q.
+            let n = j_end - pad_w;
+            for q in 0..stride_w {
+                let t0 = (q + stride_w - pad_w % stride_w) % stride_w;
+                if t0 >= n {
+                    continue;
+                }
+                let base = q * phase_len + (pad_w + t0) / stride_w;
+                for (d, &v) in dst[base..].iter_mut().zip(src[t0..n].iter().step_by(stride_w)) {
+                    *d = v;
+                }
+            }
+        }
+    }
+    for (oh, out_row) in out_plane.chunks_exact_mut(out_w).enumerate().take(out_h) {
+        out_row.fill(zero);
+        for kh in 0..kernel_h {
+            let row = &scratch[(oh * stride_h + kh) * cols..(oh * stride_h + kh + 1) * cols];
+            for kw in 0..kernel_w {
+                let w_val = w_plane[kh * kernel_w + kw];
+                let start = (kw % stride_w) * phase_len + kw / stride_w;
+                let src = &row[start..start + out_w];
+                for (o, &x) in out_row.iter_mut().zip(src) {
+                    *o = x * w_val + *o;
+                }
+            }
+        }
+    }
+}
+
 macro_rules! conv3d_depthwise_typed {
     ($fn_name:ident, $T:ty, $dtype:expr) => {
         fn $fn_name(
@@ -1210,8 +1287,12 @@ where
     let [_, pad_h, pad_w] = options.padding_begin();
     let [_, dilation_h, dilation_w] = options.dilation;
 
-    let out_h = calculate_conv_output_size(kernel_h, stride_h, pad_h, dilation_h, in_h);
-    let out_w = calculate_conv_output_size(kernel_w, stride_w, pad_w, dilation_w, in_w);
+    // The end paddings may differ from the begin paddings (TF "SAME" with stride 2): they only
+    // set the output size, as the kernel skips every out-of-range tap (tinct's patch; before,
+    // `module.rs` materialised a padded copy of the input for asymmetric padding).
+    let [_, pad_end_h, pad_end_w] = options.padding_end();
+    let out_h = (in_h + pad_h + pad_end_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+    let out_w = (in_w + pad_w + pad_end_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
 
     let total = [batch_size, channels, out_h, out_w]
         .iter()
@@ -1220,8 +1301,8 @@ where
 
     let x_data: &[T] = x.storage();
     let w_data: &[T] = weight.storage();
-    let has_non_finite_weights =
-        (pad_h != 0 || pad_w != 0) && w_data.iter().any(|value| !value.is_finite());
+    let has_non_finite_weights = (pad_h != 0 || pad_w != 0 || pad_end_h != 0 || pad_end_w != 0)
+        && w_data.iter().any(|value| !value.is_finite());
 
     let in_spatial = in_h * in_w;
     let out_spatial = out_h * out_w;
@@ -1240,13 +1321,29 @@ where
     // Per-plane work for one `(batch, channel)` pair. Output slice is passed
     // in so the rayon and sequential dispatch paths can source it differently
     // (from a raw pointer or a direct borrow) without duplicating this body.
+    let padded_kernel = dilation_h == 1 && dilation_w == 1 && out_h > 0 && out_w > 0;
     let plane_work = |bc: usize, out_plane: &mut [T]| {
         let c = bc % channels;
         let in_base = bc * in_spatial;
         let w_base = c * k_spatial;
+        let in_plane = &x_data[in_base..in_base + in_spatial];
+        if padded_kernel {
+            depthwise_plane_padded(
+                out_plane,
+                in_plane,
+                &w_data[w_base..w_base + k_spatial],
+                [kernel_h, kernel_w],
+                [in_h, in_w],
+                [out_h, out_w],
+                [stride_h, stride_w],
+                [pad_h, pad_w],
+                &mut Vec::new(),
+            );
+            return;
+        }
         conv_plane_accumulate(
             out_plane,
-            &x_data[in_base..in_base + in_spatial],
+            in_plane,
             &w_data[w_base..w_base + k_spatial],
             kernel_h,
             kernel_w,

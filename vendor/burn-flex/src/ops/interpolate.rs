@@ -311,6 +311,30 @@ where
     )
 }
 
+/// One output coordinate's two input neighbours along an axis and the weight of the second.
+#[derive(Clone, Copy)]
+struct LinearTap<T> {
+    low: usize,
+    high: usize,
+    weight: T,
+}
+
+/// The bilinear taps of every output coordinate along one axis, computed once per call instead
+/// of once per output element (tinct's patch; the formulas are the original per-element ones, so
+/// results are bit-identical).
+fn linear_axis_taps<T: Float>(in_size: usize, out_size: usize, align_corners: bool) -> Vec<LinearTap<T>> {
+    let ratio = coord_ratio(in_size, out_size, align_corners);
+    (0..out_size)
+        .map(|o| {
+            let coord = map_coord(o, ratio, align_corners);
+            let low = (coord.floor().max(0.0)) as usize;
+            let high = (low + 1).min(in_size - 1);
+            let weight = T::from((coord - low as f64).max(0.0)).unwrap();
+            LinearTap { low, high, weight }
+        })
+        .collect()
+}
+
 /// Bilinear interpolation.
 /// Uses 4-point weighted average based on distance to neighbors.
 fn interpolate_bilinear_impl<T>(
@@ -335,99 +359,44 @@ where
     );
     let [out_height, out_width] = output_size;
 
-    let y_ratio = coord_ratio(in_height, out_height, align_corners);
-    let x_ratio = coord_ratio(in_width, out_width, align_corners);
+    let y_taps = linear_axis_taps::<T>(in_height, out_height, align_corners);
+    let x_taps = linear_axis_taps::<T>(in_width, out_width, align_corners);
 
     let out_numel = batch * channels * out_height * out_width;
     let in_hw = in_height * in_width;
     let out_hw = out_height * out_width;
 
-    let output = {
+    let plane = |in_plane: &[T], out_plane: &mut [T]| {
+        let one = T::one();
+        for (out_row, ty) in out_plane.chunks_exact_mut(out_width).zip(&y_taps) {
+            let row_low = &in_plane[ty.low * in_width..(ty.low + 1) * in_width];
+            let row_high = &in_plane[ty.high * in_width..(ty.high + 1) * in_width];
+            let y_weight = ty.weight;
+            for (out, tx) in out_row.iter_mut().zip(&x_taps) {
+                let x_weight = tx.weight;
+                *out = row_low[tx.low] * (one - x_weight) * (one - y_weight)
+                    + row_low[tx.high] * x_weight * (one - y_weight)
+                    + row_high[tx.low] * (one - x_weight) * y_weight
+                    + row_high[tx.high] * x_weight * y_weight;
+            }
+        }
+    };
+
+    let mut output = vec![T::zero(); out_numel];
+    if out_hw > 0 {
         #[cfg(feature = "rayon")]
         {
             use rayon::prelude::*;
-
-            let mut output = vec![T::zero(); out_numel];
-            let out_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
-
-            (0..batch).into_par_iter().for_each(|b| {
-                (0..channels).into_par_iter().for_each(|c| {
-                    let in_base = b * channels * in_hw + c * in_hw;
-                    let out_base = b * channels * out_hw + c * out_hw;
-
-                    for oh in 0..out_height {
-                        let y_in = map_coord(oh, y_ratio, align_corners);
-                        let y_low = (y_in.floor().max(0.0)) as usize;
-                        let y_high = (y_low + 1).min(in_height - 1);
-                        let y_weight = T::from((y_in - y_low as f64).max(0.0)).unwrap();
-
-                        for ow in 0..out_width {
-                            let x_in = map_coord(ow, x_ratio, align_corners);
-                            let x_low = (x_in.floor().max(0.0)) as usize;
-                            let x_high = (x_low + 1).min(in_width - 1);
-                            let x_weight = T::from((x_in - x_low as f64).max(0.0)).unwrap();
-
-                            let p_a = input[in_base + y_low * in_width + x_low];
-                            let p_b = input[in_base + y_low * in_width + x_high];
-                            let p_c = input[in_base + y_high * in_width + x_low];
-                            let p_d = input[in_base + y_high * in_width + x_high];
-
-                            let one = T::one();
-                            let result = p_a * (one - x_weight) * (one - y_weight)
-                                + p_b * x_weight * (one - y_weight)
-                                + p_c * (one - x_weight) * y_weight
-                                + p_d * x_weight * y_weight;
-
-                            let out_idx = out_base + oh * out_width + ow;
-                            unsafe {
-                                out_ptr.write(out_idx, result);
-                            }
-                        }
-                    }
-                });
-            });
             output
+                .par_chunks_mut(out_hw)
+                .zip(input.par_chunks(in_hw))
+                .for_each(|(out_plane, in_plane)| plane(in_plane, out_plane));
         }
         #[cfg(not(feature = "rayon"))]
-        {
-            let mut output = vec![T::zero(); out_numel];
-
-            for b in 0..batch {
-                for c in 0..channels {
-                    let in_base = b * channels * in_hw + c * in_hw;
-                    let out_base = b * channels * out_hw + c * out_hw;
-
-                    for oh in 0..out_height {
-                        let y_in = map_coord(oh, y_ratio, align_corners);
-                        let y_low = (y_in.floor().max(0.0)) as usize;
-                        let y_high = (y_low + 1).min(in_height - 1);
-                        let y_weight = T::from((y_in - y_low as f64).max(0.0)).unwrap();
-
-                        for ow in 0..out_width {
-                            let x_in = map_coord(ow, x_ratio, align_corners);
-                            let x_low = (x_in.floor().max(0.0)) as usize;
-                            let x_high = (x_low + 1).min(in_width - 1);
-                            let x_weight = T::from((x_in - x_low as f64).max(0.0)).unwrap();
-
-                            let p_a = input[in_base + y_low * in_width + x_low];
-                            let p_b = input[in_base + y_low * in_width + x_high];
-                            let p_c = input[in_base + y_high * in_width + x_low];
-                            let p_d = input[in_base + y_high * in_width + x_high];
-
-                            let one = T::one();
-                            let result = p_a * (one - x_weight) * (one - y_weight)
-                                + p_b * x_weight * (one - y_weight)
-                                + p_c * (one - x_weight) * y_weight
-                                + p_d * x_weight * y_weight;
-
-                            output[out_base + oh * out_width + ow] = result;
-                        }
-                    }
-                }
-            }
-            output
+        for (out_plane, in_plane) in output.chunks_mut(out_hw).zip(input.chunks(in_hw)) {
+            plane(in_plane, out_plane);
         }
-    };
+    }
 
     FlexTensor::new(
         Bytes::from_elems(output),
@@ -951,8 +920,9 @@ where
     );
     let [out_height, out_width] = output_size;
 
-    let y_ratio = coord_ratio(in_height, out_height, align_corners);
-    let x_ratio = coord_ratio(in_width, out_width, align_corners);
+    // The taps are computed once per call (tinct's patch), with the forward pass's formulas.
+    let y_taps = linear_axis_taps::<T>(in_height, out_height, align_corners);
+    let x_taps = linear_axis_taps::<T>(in_width, out_width, align_corners);
 
     let in_numel = batch * channels * in_height * in_width;
     let mut input_grad = vec![T::zero(); in_numel];
@@ -963,21 +933,14 @@ where
 
     let run_plane = |bc_idx: usize, grad_plane: &mut [T]| {
         let out_base = bc_idx * out_hw;
+        let one = T::one();
 
-        for oh in 0..out_height {
-            let y_in = map_coord(oh, y_ratio, align_corners);
-            let y_low = (y_in.floor().max(0.0)) as usize;
-            let y_high = (y_low + 1).min(in_height - 1);
-            let y_weight = T::from((y_in - y_low as f64).max(0.0)).unwrap();
+        for (oh, ty) in y_taps.iter().enumerate() {
+            let (y_low, y_high, y_weight) = (ty.low, ty.high, ty.weight);
+            let grad_row = &grad_data[out_base + oh * out_width..out_base + (oh + 1) * out_width];
 
-            for ow in 0..out_width {
-                let x_in = map_coord(ow, x_ratio, align_corners);
-                let x_low = (x_in.floor().max(0.0)) as usize;
-                let x_high = (x_low + 1).min(in_width - 1);
-                let x_weight = T::from((x_in - x_low as f64).max(0.0)).unwrap();
-
-                let grad_val = grad_data[out_base + oh * out_width + ow];
-                let one = T::one();
+            for (&grad_val, tx) in grad_row.iter().zip(&x_taps) {
+                let (x_low, x_high, x_weight) = (tx.low, tx.high, tx.weight);
 
                 grad_plane[y_low * in_width + x_low] = grad_plane[y_low * in_width + x_low]
                     + grad_val * (one - x_weight) * (one - y_weight);

@@ -65,7 +65,12 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
-        let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        // The depthwise kernel handles asymmetric padding without a padded copy (tinct's patch).
+        let (x, options) = if conv::is_depthwise_conv2d(&x, &weight, &options) {
+            (x, options)
+        } else {
+            pad_asymmetric_conv_input::<Flex, 2>(x, options)
+        };
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
