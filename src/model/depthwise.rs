@@ -107,6 +107,8 @@ mod tests {
             // Output planes over 8192 values take the backend's row-outer loop.
             (2, 96, 3, 1, [1, 1, 1, 1]),
             (2, 183, 5, 2, [1, 1, 2, 2]),
+            // Padding wider than anything the kernel reads (the output sees only zeros).
+            (2, 1, 2, 3, [3, 3, 0, 0]),
         ] {
             let mut layer = conv(c, c, k, s, c, pad, &device);
             layer.weight = layer.weight.clone().set_require_grad(true);

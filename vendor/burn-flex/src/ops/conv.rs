@@ -1190,6 +1190,10 @@ fn depthwise_plane_padded<T: num_traits::Float + Copy>(
         };
         let src = &in_plane[ih * in_w..(ih + 1) * in_w];
         let j_end = (pad_w + in_w).min(cols);
+        if j_end <= pad_w {
+            // Padding wider than every column the kernel reads: the row stays zero.
+            continue;
+        }
         if stride_w == 1 {
             dst[pad_w..j_end].copy_from_slice(&src[..j_end - pad_w]);
         } else {
