@@ -113,6 +113,11 @@ pub struct TrainArgs {
     /// [default: 0, off; with --resume, the run's own].
     #[arg(long)]
     pub mirror_weight: Option<f32>,
+    /// Colourfulness term: pull each output's mean chroma and chroma spread towards its
+    /// truth's with this weight (e.g. 100, beside --lambda-l1 100), against L1's pull towards
+    /// grey [default: 0, off; with --resume, the run's own].
+    #[arg(long)]
+    pub chroma_weight: Option<f32>,
     /// Generator filters at the outermost level (pix2pix ngf).
     #[arg(long, default_value_t = 64)]
     pub ngf: usize,
@@ -409,10 +414,15 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     {
         anyhow::bail!("--crop-min {c}: must be between 0.1 and 1");
     }
-    if let Some(w) = a.mirror_weight
-        && !(w >= 0.0 && w.is_finite())
-    {
-        anyhow::bail!("--mirror-weight {w}: must be a finite number, at least 0");
+    for (flag, w) in [
+        ("--mirror-weight", a.mirror_weight),
+        ("--chroma-weight", a.chroma_weight),
+    ] {
+        if let Some(w) = w
+            && !(w >= 0.0 && w.is_finite())
+        {
+            anyhow::bail!("{flag} {w}: must be a finite number, at least 0");
+        }
     }
     // Settings a resumed run may change are left at TrainConfig's defaults here unless given.
     let schedule = crate::train::Schedule {
@@ -424,6 +434,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         ema_decay: a.ema_decay,
         crop_min: a.crop_min,
         mirror_weight: a.mirror_weight,
+        chroma_weight: a.chroma_weight,
         size: a.size,
     };
     let mut config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))

@@ -16,6 +16,31 @@ pub fn l1<const D: usize>(pred: Tensor<D>, target: Tensor<D>) -> Tensor<1> {
     (pred - target).abs().mean()
 }
 
+/// Per-image chroma statistics of a batch of ab planes `[N, 2, H, W]`: the mean chroma
+/// `mean(sqrt(a^2 + b^2))` and the chroma spread `sqrt(var(a) + var(b))`, each `[N]`. These are
+/// the two terms of Hasler and Suesstrunk's colourfulness measure written in a, b rather than
+/// in their opponent RGB axes. A small epsilon keeps the square roots differentiable at grey.
+pub fn chroma_stats(ab: Tensor<4>) -> (Tensor<1>, Tensor<1>) {
+    const EPS: f32 = 1e-6;
+    let [n, _, h, w] = ab.dims();
+    let ab = ab.reshape([n, 2, h * w]);
+    let chroma = ab.clone().powi_scalar(2).sum_dim(1).add_scalar(EPS).sqrt();
+    let mean_chroma = chroma.mean_dim(2).reshape([n]);
+    let centred = ab.clone() - ab.mean_dim(2);
+    let spread = centred.powi_scalar(2).mean_dim(2).sum_dim(1).add_scalar(EPS).sqrt();
+    (mean_chroma, spread.reshape([n]))
+}
+
+/// Colourfulness matching: the batch mean of `|mean chroma(pred) - mean chroma(target)| +
+/// |spread(pred) - spread(target)|` per image ([`chroma_stats`]). L1 alone pulls an uncertain
+/// colour towards its median, which is greyer than any of the colours it could be; this term
+/// says how colourful each image should be as a whole without saying where.
+pub fn chroma_match(pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
+    let (pm, ps) = chroma_stats(pred);
+    let (tm, ts) = chroma_stats(target.detach());
+    ((pm - tm).abs() + (ps - ts).abs()).mean()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +61,42 @@ mod tests {
         let want0 = [2f32.ln(), (1.0 + 2f32.exp()).ln(), (1.0 + (-3f32).exp()).ln(), 40.0];
         let got0 = scalar(bce_with_logits(x, 0.0));
         assert!((got0 - want0.iter().sum::<f32>() / 4.0).abs() < 1e-4, "{got0}");
+    }
+
+    #[test]
+    fn chroma_stats_match_hand_computed_values() {
+        let device = Device::flex();
+        // Image 0: (a, b) = (0.3, 0.4) and (-0.3, -0.4): chroma 0.5 at both pixels, zero
+        // means, var a = 0.09, var b = 0.16, spread 0.5. Image 1: one constant colour
+        // (0.6, 0.8): chroma 1, spread 0.
+        let ab = Tensor::<4>::from_floats([[[[0.3, -0.3]], [[0.4, -0.4]]], [[[0.6, 0.6]], [[0.8, 0.8]]]], &device);
+        let (m, s) = chroma_stats(ab);
+        let (m, s) = (
+            m.into_data().to_vec::<f32>().unwrap(),
+            s.into_data().to_vec::<f32>().unwrap(),
+        );
+        for (got, want) in m.iter().zip([0.5, 1.0]).chain(s.iter().zip([0.5, 0.0])) {
+            assert!((got - want).abs() < 2e-3, "{m:?} {s:?}");
+        }
+    }
+
+    #[test]
+    fn chroma_match_is_zero_at_the_target_and_pushes_grey_outwards() {
+        let device = Device::flex().autodiff();
+        let target = Tensor::<4>::from_floats([[[[0.3, -0.3]], [[0.4, -0.4]]]], &device);
+        assert!(scalar(chroma_match(target.clone(), target.clone())) < 1e-6);
+        // Half the colour: both statistics are half the target's, 0.25 + 0.25 short.
+        let half = target.clone().mul_scalar(0.5);
+        assert!((scalar(chroma_match(half.clone(), target.clone())) - 0.5).abs() < 1e-3);
+        // Gradient descent on the term moves every pixel away from grey, along its own hue.
+        let pred = half.require_grad();
+        let grads = chroma_match(pred.clone(), target).backward();
+        let g = Tensor::<4>::from_inner(pred.grad(&grads).unwrap());
+        let g = g.into_data().to_vec::<f32>().unwrap();
+        let p = [0.15f32, -0.15, 0.2, -0.2];
+        for (gi, pi) in g.iter().zip(p) {
+            assert!(gi * pi < 0.0, "gradient {g:?} does not point towards grey");
+        }
     }
 
     #[test]

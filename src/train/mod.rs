@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, BadFiles, Batch, Prefetcher, Sample};
 use crate::model::{Generator, GeneratorConfig, PatchGan, PatchGanConfig, renumber_params, store};
 use checkpoint::{Checkpoint, TrainState};
-use loss::{bce_with_logits, l1};
+use loss::{bce_with_logits, chroma_match, l1};
 
 /// Every hyper-parameter of a training run; saved as `RUN_DIR/config.json`.
 #[derive(Config, Debug)]
@@ -92,6 +92,11 @@ pub struct TrainConfig {
     /// noisy training output towards the deterministic one.
     #[config(default = 0.0)]
     pub mirror_weight: f32,
+    /// Weight of the colourfulness term ([`loss::chroma_match`]): per image, the distance
+    /// between the output's mean chroma and chroma spread and the truth's. It counters the
+    /// greying pull of L1 on colours the network is unsure of (0: off).
+    #[config(default = 0.0)]
+    pub chroma_weight: f32,
 }
 
 impl TrainConfig {
@@ -146,6 +151,7 @@ pub struct Schedule {
     pub ema_decay: Option<f32>,
     pub crop_min: Option<f32>,
     pub mirror_weight: Option<f32>,
+    pub chroma_weight: Option<f32>,
     /// A new training size (e.g. a higher resolution late in training; the networks are
     /// fully convolutional).
     pub size: Option<usize>,
@@ -164,6 +170,7 @@ impl Schedule {
         c.ema_decay = self.ema_decay.unwrap_or(c.ema_decay);
         c.crop_min = self.crop_min.unwrap_or(c.crop_min);
         c.mirror_weight = self.mirror_weight.unwrap_or(c.mirror_weight);
+        c.chroma_weight = self.chroma_weight.unwrap_or(c.chroma_weight);
         c.generator.size = self.size.unwrap_or(c.generator.size);
         before != format!("{c:?}")
     }
@@ -281,19 +288,24 @@ impl Trainer {
         (w > 0.0).then(|| l1(fake.clone(), self.mirror_view(l)).mul_scalar(w))
     }
 
+    /// `chroma_weight * chroma_match(fake, truth)`, or nothing when the term is off.
+    fn chroma_term(&self, fake: &Tensor<4>, ab: &Tensor<4>) -> Option<Tensor<1>> {
+        let w = self.config.chroma_weight;
+        (w > 0.0).then(|| chroma_match(fake.clone(), ab.clone()).mul_scalar(w))
+    }
+
     /// One pix2pix step. With `adversarial` false only the generator's L1 term is optimised
     /// (stage 1); the discriminator is left untouched.
     pub fn step(&mut self, batch: &Batch, adversarial: bool) -> StepLosses {
         let cfg = &self.config;
         let fake = self.g.forward(batch.l.clone());
-        let mirror = self.mirror_term(&fake, &batch.l);
+        // The optional terms beside the L1 of eq. (20).
+        let extra = [self.mirror_term(&fake, &batch.l), self.chroma_term(&fake, &batch.ab)];
+        let add_extra = |loss: Tensor<1>| extra.into_iter().flatten().fold(loss, |a, t| a + t);
         if !adversarial {
             let loss_l1 = l1(fake, batch.ab.clone());
             let g_l1 = loss_l1.clone().into_scalar::<f32>();
-            let loss = match mirror {
-                Some(m) => loss_l1 + m,
-                None => loss_l1,
-            };
+            let loss = add_extra(loss_l1);
             let grads = GradientsParams::from_grads(loss.backward(), &self.g);
             self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
             self.update_ema();
@@ -320,10 +332,7 @@ impl Trainer {
         let loss_g_l1 = l1(fake, batch.ab.clone());
         let g_gan = loss_g_gan.clone().into_scalar::<f32>();
         let g_l1 = loss_g_l1.clone().into_scalar::<f32>();
-        let mut loss_g = loss_g_gan + loss_g_l1.mul_scalar(cfg.lambda_l1);
-        if let Some(m) = mirror {
-            loss_g = loss_g + m;
-        }
+        let loss_g = add_extra(loss_g_gan + loss_g_l1.mul_scalar(cfg.lambda_l1));
         let grads = GradientsParams::from_grads(loss_g.backward(), &self.g);
         self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
         self.update_ema();
@@ -867,6 +876,43 @@ mod tests {
         );
     }
 
+    /// Mean chroma of what the generator predicts for `l`.
+    fn mean_chroma(t: &Trainer, l: &Tensor<4>) -> f32 {
+        let ab = t.g.valid().forward(l.clone().inner());
+        let (m, _) = loss::chroma_stats(Tensor::from_inner(ab));
+        m.mean().into_scalar::<f32>()
+    }
+
+    /// A batch whose truth is one strong colour on one half and its opposite on the other,
+    /// with the same L: from L alone the colour cannot be told, so L1's best answer
+    /// is near grey (any point between the two), while the colourfulness term asks for the
+    /// truth's chroma.
+    #[test]
+    fn chroma_term_keeps_an_ambiguous_colour_from_turning_grey() {
+        let device = Device::flex();
+        let cfg = tiny_config().with_lr(5e-4);
+        let mut plain = Trainer::new(cfg.clone(), &device);
+        let mut coloured = Trainer::new(cfg.with_chroma_weight(2.0), &device);
+        coloured.g = plain.g.clone();
+        let b = batch(&plain.device.clone(), 1.0);
+        let [n, _, h, w] = b.ab.dims();
+        let colours = Tensor::<1>::from_floats([0.4, 0.3, -0.4, -0.3], &plain.device);
+        let ab = colours.reshape([2, 2, 1, 1]).repeat_dim(2, h).repeat_dim(3, w);
+        let ab = ab.repeat_dim(0, n / 2);
+        // Every image gets the first one's L, so the network cannot tell them apart.
+        let l = b.l.clone().slice([0..1]).repeat_dim(0, n);
+        let b = Batch { l, ab };
+        for _ in 0..60 {
+            plain.step(&b, false);
+            coloured.step(&b, false);
+        }
+        let (without, with) = (mean_chroma(&plain, &b.l), mean_chroma(&coloured, &b.l));
+        assert!(
+            with > 0.3 && with > 2.0 * without,
+            "mean chroma: without {without}, with {with}"
+        );
+    }
+
     #[test]
     fn l1_stage_leaves_discriminator_untouched() {
         let device = Device::flex();
@@ -1011,10 +1057,11 @@ mod tests {
             size: Some(64),
             crop_min: Some(0.6),
             mirror_weight: Some(30.0),
+            chroma_weight: Some(5.0),
             ..Default::default()
         };
         assert!(s.apply(&mut c));
         assert_eq!((c.lambda_l1, c.ema_decay, c.size(), c.lr), (50.0, 0.99, 64, 2e-4));
-        assert_eq!((c.crop_min, c.mirror_weight), (0.6, 30.0));
+        assert_eq!((c.crop_min, c.mirror_weight, c.chroma_weight), (0.6, 30.0, 5.0));
     }
 }
