@@ -58,24 +58,37 @@ pub struct Report {
     pub errors: Vec<String>,
 }
 
+impl MethodSummary {
+    /// The image count and the mean metrics, formatted, in table order (shared by the text
+    /// and HTML tables).
+    fn cells(&self) -> [String; 7] {
+        let m = &self.mean;
+        [
+            m.images.to_string(),
+            format!("{:.2}", m.psnr),
+            format!("{:.3}", m.ssim),
+            format!("{:.2}", m.ciede2000),
+            format!("{:.3}", m.ab_auc),
+            format!("{:.1}", m.colourfulness),
+            format!("{:.1}", m.colourfulness_truth),
+        ]
+    }
+}
+
 impl Report {
     pub fn summary_table(&self) -> String {
-        let mut s = format!(
-            "{:<28} {:>6} {:>7} {:>6} {:>7} {:>6} {:>8} {:>8}\n",
-            "method", "images", "PSNR", "SSIM", "dE2000", "AuC", "CF", "CF truth"
-        );
+        const WIDTHS: [usize; 7] = [6, 7, 6, 7, 6, 8, 8];
+        let row = |first: &str, cells: &[String]| {
+            let mut line = format!("{first:<28}");
+            for (c, w) in cells.iter().zip(WIDTHS) {
+                line += &format!(" {c:>w$}");
+            }
+            line + "\n"
+        };
+        let header = ["images", "PSNR", "SSIM", "dE2000", "AuC", "CF", "CF truth"].map(String::from);
+        let mut s = row("method", &header);
         for m in &self.summary {
-            s += &format!(
-                "{:<28} {:>6} {:>7.2} {:>6.3} {:>7.2} {:>6.3} {:>8.1} {:>8.1}\n",
-                m.method,
-                m.mean.images,
-                m.mean.psnr,
-                m.mean.ssim,
-                m.mean.ciede2000,
-                m.mean.ab_auc,
-                m.mean.colourfulness,
-                m.mean.colourfulness_truth
-            );
+            s += &row(&m.method, &m.cells());
         }
         s
     }
@@ -345,18 +358,11 @@ td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head>
     );
     h += "<table><tr><th>method</th><th>images</th><th>PSNR (dB)</th><th>SSIM</th><th>ΔE2000</th><th>AuC</th><th>colourfulness</th><th>truth colourfulness</th><th>s/image</th></tr>";
     for m in &report.summary {
-        h += &format!(
-            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.3}</td><td>{:.2}</td><td>{:.3}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td></tr>",
-            html_escape(&m.method),
-            m.mean.images,
-            m.mean.psnr,
-            m.mean.ssim,
-            m.mean.ciede2000,
-            m.mean.ab_auc,
-            m.mean.colourfulness,
-            m.mean.colourfulness_truth,
-            m.seconds_per_image
-        );
+        h += &format!("<tr><td>{}</td>", html_escape(&m.method));
+        for c in m.cells() {
+            h += &format!("<td>{c}</td>");
+        }
+        h += &format!("<td>{:.3}</td></tr>", m.seconds_per_image);
     }
     h += "</table><p>PSNR and SSIM on 8-bit RGB (PSNR capped at 100 dB for identical images); ΔE2000 is the mean over pixels; \
 AuC is the area under the cumulative ab-error curve for thresholds 0..150 (Zhang et al. 2016); colourfulness is Hasler and Süsstrunk's M.</p>";
