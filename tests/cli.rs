@@ -296,6 +296,13 @@ fn read_report(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
 }
 
+/// `tinct eval --pred PRED --truth TRUTH -o OUT -q`: scores precomputed predictions.
+fn eval_pred(pred: &Path, truth: &Path, out: &Path) -> Output {
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let (pred, truth, out) = (path(pred), path(truth), path(out));
+    tinct(&["eval", "--pred", &pred, "--truth", &truth, "-o", &out, "-q"])
+}
+
 /// The method of each row of an eval report's summary, in order.
 fn method_names(report: &serde_json::Value) -> Vec<&str> {
     report["summary"]
@@ -362,16 +369,7 @@ fn eval_scores_methods_and_writes_reports() {
     }
 
     // Scoring a folder against itself: PSNR at the cap, SSIM 1, dE 0, AuC 1.
-    let o = tinct(&[
-        "eval",
-        "--pred",
-        truth.to_str().unwrap(),
-        "--truth",
-        truth.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = eval_pred(&truth, &truth, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let report = read_report(&out);
     let m = &report["summary"][0];
@@ -410,16 +408,7 @@ fn eval_and_classic_methods_reject_bad_inputs_clearly() {
     synthetic(32, 32, 0).save(pred.join("img0.png")).unwrap();
     synthetic(20, 32, 1).save(pred.join("img1.png")).unwrap(); // wrong size
     let out = tmp.path().join("r");
-    let o = tinct(&[
-        "eval",
-        "--pred",
-        pred.to_str().unwrap(),
-        "--truth",
-        truth.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = eval_pred(&pred, &truth, &out);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
@@ -429,16 +418,7 @@ fn eval_and_classic_methods_reject_bad_inputs_clearly() {
 
     // A missing prediction.
     std::fs::remove_file(pred.join("img1.png")).unwrap();
-    let o = tinct(&[
-        "eval",
-        "--pred",
-        pred.to_str().unwrap(),
-        "--truth",
-        truth.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let o = eval_pred(&pred, &truth, &out);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no prediction"), "{}", stderr(&o));
 
