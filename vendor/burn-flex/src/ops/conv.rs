@@ -632,7 +632,14 @@ fn is_1x1_conv(
 pub(crate) fn is_depthwise_conv2d(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
     let (x_shape, w_shape) = (x.layout().shape(), weight.layout().shape());
     let kernel_1x1 = w_shape[2] == 1 && w_shape[3] == 1;
-    options.groups == x_shape[1] && w_shape[0] == x_shape[1] && w_shape[1] == 1 && !kernel_1x1
+    is_depthwise_grouping(x_shape[1], w_shape, options.groups) && !kernel_1x1
+}
+
+/// Canonical depthwise grouping: one input and one output channel per group (`w_shape` is
+/// `[channels_out, channels_per_group, ...]`). Shared by the conv2d entry point and
+/// `should_use_depthwise_conv`, which must agree (tinct's patch).
+fn is_depthwise_grouping(channels_in: usize, w_shape: &[usize], groups: usize) -> bool {
+    w_shape[1] == 1 && groups == channels_in && w_shape[0] == channels_in
 }
 
 /// Optimized 1x1 convolution: skip im2col, call gemm directly on NCHW data.
@@ -832,13 +839,7 @@ fn should_use_depthwise_conv(
     w_shape: &[usize],
     options: &ConvOptions<3>,
 ) -> bool {
-    let channels_in = x_shape[1];
-    let channels_out = w_shape[0];
-    let channels_per_group = w_shape[1];
-    let groups = options.groups;
-
-    // Canonical depthwise: one input channel per group, one output channel per group.
-    if channels_per_group != 1 || groups != channels_in || channels_out != channels_in {
+    if !is_depthwise_grouping(x_shape[1], w_shape, options.groups) {
         return false;
     }
 
@@ -1326,7 +1327,7 @@ where
     // in so the rayon and sequential dispatch paths can source it differently
     // (from a raw pointer or a direct borrow) without duplicating this body.
     let padded_kernel = dilation_h == 1 && dilation_w == 1 && out_h > 0 && out_w > 0;
-    let plane_work = |bc: usize, out_plane: &mut [T]| {
+    let plane_work = |bc: usize, out_plane: &mut [T], scratch: &mut Vec<T>| {
         let c = bc % channels;
         let in_base = bc * in_spatial;
         let w_base = c * k_spatial;
@@ -1341,7 +1342,7 @@ where
                 [out_h, out_w],
                 [stride_h, stride_w],
                 [pad_h, pad_w],
-                &mut Vec::new(),
+                scratch,
             );
             return;
         }
@@ -1370,20 +1371,22 @@ where
         use rayon::prelude::*;
 
         let dst_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
-        (0..batch_size * channels).into_par_iter().for_each(|bc| {
+        // One scratch plane per worker, reused across its planes (tinct's patch).
+        (0..batch_size * channels).into_par_iter().for_each_init(Vec::new, |scratch, bc| {
             // SAFETY: disjoint `[bc * out_spatial, (bc+1) * out_spatial)`
             // ranges tile the output buffer.
             let out_plane: &mut [T] = unsafe {
                 core::slice::from_raw_parts_mut(dst_ptr.ptr_add(bc * out_spatial), out_spatial)
             };
-            plane_work(bc, out_plane);
+            plane_work(bc, out_plane, scratch);
         });
     }
     #[cfg(not(feature = "rayon"))]
     {
+        let mut scratch = Vec::new();
         for bc in 0..batch_size * channels {
             let out_base = bc * out_spatial;
-            plane_work(bc, &mut output[out_base..out_base + out_spatial]);
+            plane_work(bc, &mut output[out_base..out_base + out_spatial], &mut scratch);
         }
     }
 
