@@ -215,10 +215,17 @@ impl Colorizer {
             // The network's output is tanh-bounded to [-1, 1]: crop, upsample, then scale.
             let full = plane(s, s, p.to_vec());
             let crop = image::imageops::crop_imm(&full, x0, y0, w, h).to_image().into_raw();
-            resize_plane(&crop, (w, h), (img.width, img.height), -1.0, 1.0, fr::FilterType::Bilinear)
-                .into_iter()
-                .map(|v| scale::ab_from_net(v) * self.saturation)
-                .collect()
+            resize_plane(
+                &crop,
+                (w, h),
+                (img.width, img.height),
+                -1.0,
+                1.0,
+                fr::FilterType::Bilinear,
+            )
+            .into_iter()
+            .map(|v| scale::ab_from_net(v) * self.saturation)
+            .collect()
         };
         let (a, b) = rayon::join(|| up(&ab[..n]), || up(&ab[n..2 * n]));
         LabImage {
