@@ -844,6 +844,25 @@ mod tests {
         assert!(d0.iter().zip(&d1).any(|(a, b)| a != b), "discriminator unchanged");
     }
 
+    /// Two trainers on the tiny config at a gentle learning rate, the second with one setting
+    /// changed by `with`, starting from the same generator.
+    fn twin_trainers(with: impl FnOnce(TrainConfig) -> TrainConfig) -> (Trainer, Trainer) {
+        let device = Device::flex();
+        let cfg = tiny_config().with_lr(5e-4);
+        let plain = Trainer::new(cfg.clone(), &device);
+        let mut other = Trainer::new(with(cfg), &device);
+        other.g = plain.g.clone();
+        (plain, other)
+    }
+
+    /// `steps` L1-stage steps of both trainers on the same batch.
+    fn step_both(a: &mut Trainer, b: &mut Trainer, batch: &Batch, steps: usize) {
+        for _ in 0..steps {
+            a.step(batch, false);
+            b.step(batch, false);
+        }
+    }
+
     /// The mirror term pulls the network towards agreeing with itself on mirrored input: from
     /// the same start and data, training with it leaves the output much closer to mirror
     /// symmetric than training without it. (At a gentle learning rate: at 2e-3 the ratio varied
@@ -857,17 +876,10 @@ mod tests {
             let (y, m) = (g.forward(l.clone()), g.forward(l.flip([3])).flip([3]));
             (y - m).abs().mean().into_scalar::<f32>()
         }
-        let device = Device::flex();
-        let cfg = tiny_config().with_lr(5e-4);
-        let mut plain = Trainer::new(cfg.clone(), &device);
-        let mut mirrored = Trainer::new(cfg.with_mirror_weight(10.0), &device);
-        mirrored.g = plain.g.clone();
+        let (mut plain, mut mirrored) = twin_trainers(|c| c.with_mirror_weight(10.0));
         let b = batch(&plain.device.clone(), 1.0);
         let start = asymmetry(&plain, &b.l);
-        for _ in 0..40 {
-            plain.step(&b, false);
-            mirrored.step(&b, false);
-        }
+        step_both(&mut plain, &mut mirrored, &b, 40);
         let (without, with) = (asymmetry(&plain, &b.l), asymmetry(&mirrored, &b.l));
         assert!(start > 0.0 && without > 0.0);
         assert!(
@@ -890,11 +902,7 @@ mod tests {
     /// acts here.
     #[test]
     fn chroma_term_keeps_an_ambiguous_colour_from_turning_grey() {
-        let device = Device::flex();
-        let cfg = tiny_config().with_lr(5e-4);
-        let mut plain = Trainer::new(cfg.clone(), &device);
-        let mut coloured = Trainer::new(cfg.with_chroma_weight(6.0), &device);
-        coloured.g = plain.g.clone();
+        let (mut plain, mut coloured) = twin_trainers(|c| c.with_chroma_weight(6.0));
         let b = batch(&plain.device.clone(), 1.0);
         let [n, _, h, w] = b.ab.dims();
         let colours = Tensor::<1>::from_floats([0.4, 0.3, -0.4, -0.3], &plain.device);
@@ -903,10 +911,7 @@ mod tests {
         // Every image gets the first one's L, so the network cannot tell them apart.
         let l = b.l.clone().slice([0..1]).repeat_dim(0, n);
         let b = Batch { l, ab };
-        for _ in 0..150 {
-            plain.step(&b, false);
-            coloured.step(&b, false);
-        }
+        step_both(&mut plain, &mut coloured, &b, 150);
         let (without, with) = (mean_chroma(&plain, &b.l), mean_chroma(&coloured, &b.l));
         assert!(
             with > 0.25 && with > 2.5 * without,
