@@ -82,6 +82,14 @@ pub struct TrainArgs {
     /// Generator architecture.
     #[arg(long, value_enum, default_value_t = Arch::Unet256)]
     pub arch: Arch,
+    /// effnet-unet only: classify colour over a K x K grid of ab bins (cross-entropy, decoded
+    /// with the annealed mean) instead of regressing it. K odd, 3 to 31; 13 is a good choice.
+    #[arg(long, value_name = "K")]
+    pub ab_bins: Option<usize>,
+    /// With --ab-bins: the annealed-mean temperature stored with the model (colorize
+    /// --temperature overrides it) [default: 0.38].
+    #[arg(long)]
+    pub temperature: Option<f64>,
     /// Training image size (square); the U-Net depth follows it (8 levels at 256)
     /// [default: 256; with --resume, the run's own: a new size continues at that resolution].
     #[arg(long)]
@@ -206,6 +214,15 @@ pub struct GanArgs {
     /// Colour strength: the predicted chroma is multiplied by this (1 = as predicted, 0 = gray).
     #[arg(long, default_value_t = 1.0)]
     pub saturation: f32,
+    /// Vividness of a model that classifies colour over bins: the annealed-mean temperature
+    /// (default: the model's own; lower is more vivid, 1 is the plain mean).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// For a model that classifies colour over bins: how much rarer, more saturated colours are
+    /// favoured over common greyish ones (0 none, 1 full class rebalancing; default: the
+    /// model's own).
+    #[arg(long)]
+    pub rebalance: Option<f64>,
     /// Also colour the mirrored image and average both predictions: slightly more accurate,
     /// slightly more muted colour at twice the network time.
     #[arg(long)]
@@ -400,10 +417,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn train(a: TrainArgs) -> Result<ExitCode> {
     let device = crate::device_by_name(&a.device)?;
     let size = a.size.unwrap_or(256);
-    let generator = match a.arch {
+    let mut generator = match a.arch {
         Arch::Unet256 => GeneratorConfig::unet_for_size(size, a.ngf),
         Arch::EffnetUnet => GeneratorConfig::effnet_unet(size),
     };
+    match (a.ab_bins, &mut generator.effnet) {
+        (None, _) if a.temperature.is_some() => anyhow::bail!("--temperature needs --ab-bins"),
+        (None, _) => {}
+        (Some(_), _) if a.resume => anyhow::bail!("--ab-bins: a resumed run keeps its own head"),
+        (Some(_), None) => anyhow::bail!("--ab-bins needs --arch effnet-unet"),
+        (Some(k), Some(e)) => {
+            if !(3..=31).contains(&k) || k % 2 == 0 {
+                anyhow::bail!("--ab-bins {k}: must be odd, 3 to 31 (so that grey is a bin)");
+            }
+            let t = a.temperature.unwrap_or(e.temperature);
+            if !(t.is_finite() && t > 0.0 && t <= 10.0) {
+                anyhow::bail!("--temperature {t}: must be a number in (0, 10]");
+            }
+            e.ab_bins = k;
+            e.temperature = t;
+        }
+    }
     if let Some(d) = a.ema_decay
         && !(0.0..1.0).contains(&d)
     {
@@ -559,7 +593,8 @@ fn load_colorizer(spec: &str, device: &burn::prelude::Device, o: &GanArgs) -> Re
     let mut c = Colorizer::load(&crate::zoo::resolve(spec)?, device)?
         .with_fit(o.fit)
         .with_flip_average(o.flip_average)
-        .with_saturation(o.saturation)?;
+        .with_saturation(o.saturation)?
+        .with_decoding(o.temperature, o.rebalance)?;
     if let Some(s) = o.size {
         c = c.with_size(s)?;
     }

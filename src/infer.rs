@@ -68,6 +68,11 @@ pub struct Colorizer {
     pub saturation: f32,
     /// Average the prediction with that of the mirrored image (test-time augmentation).
     pub flip_average: bool,
+    /// Annealed-mean temperature set for a model that classifies ab over bins (`None`: the
+    /// model's own).
+    pub temperature: Option<f64>,
+    /// Share of class rebalancing set for such a model (`None`: the model's own).
+    pub rebalance: Option<f64>,
     /// Where the weights came from.
     pub source: PathBuf,
 }
@@ -101,6 +106,8 @@ impl Colorizer {
             fit: Fit::Stretch,
             saturation: 1.0,
             flip_average: false,
+            temperature: None,
+            rebalance: None,
             source,
         }
     }
@@ -129,6 +136,50 @@ impl Colorizer {
             bail!("saturation {gain}: must be a number >= 0");
         }
         self.saturation = gain;
+        Ok(self)
+    }
+
+    /// Sets the decoding of a model that classifies ab over bins: the annealed-mean
+    /// `temperature` (lower is more vivid, towards the most likely colour; 1 is the plain mean
+    /// of the predicted distribution) and the share of class `rebalance` (0: none; 1: Zhang et
+    /// al.'s full rebalancing, which favours rare saturated colours). `None` keeps the model's
+    /// own. Refused for a model that regresses ab, which has neither knob.
+    pub fn with_decoding(mut self, temperature: Option<f64>, rebalance: Option<f64>) -> Result<Colorizer> {
+        if temperature.is_none() && rebalance.is_none() {
+            return Ok(self);
+        }
+        let bins = self.config.effnet.as_ref().map_or(0, |e| e.ab_bins);
+        if bins == 0 {
+            bail!(
+                "{}: --temperature and --rebalance need a model that classifies colour over bins (this one regresses it; use --saturation)",
+                self.source.display()
+            );
+        }
+        if let Some(t) = temperature
+            && !(t.is_finite() && t > 0.0 && t <= 10.0)
+        {
+            bail!("temperature {t}: must be a number in (0, 10]");
+        }
+        if let Some(r) = rebalance
+            && !(r.is_finite() && (0.0..=4.0).contains(&r))
+        {
+            bail!("rebalance {r}: must be a number in [0, 4]");
+        }
+        if rebalance.is_some_and(|r| r > 0.0)
+            && self
+                .config
+                .effnet
+                .as_ref()
+                .is_some_and(|e| e.ab_log_weights.len() != bins * bins)
+        {
+            bail!(
+                "{}: --rebalance: this model carries no rebalancing weights",
+                self.source.display()
+            );
+        }
+        self.g = self.g.with_decoding(temperature, rebalance);
+        self.temperature = temperature.or(self.temperature);
+        self.rebalance = rebalance.or(self.rebalance);
         Ok(self)
     }
 

@@ -79,7 +79,9 @@ impl Method {
                 } else {
                     String::new()
                 };
-                format!("gan:{}{flip}{sat}", model_label(&c.source))
+                let temp = c.temperature.map(|t| format!("+T{t}")).unwrap_or_default();
+                let rebal = c.rebalance.map(|r| format!("+rb{r}")).unwrap_or_default();
+                format!("gan:{}{flip}{sat}{temp}{rebal}", model_label(&c.source))
             }
             Method::Reference { .. } => "reference".into(),
             Method::Hints(_) => "hints".into(),

@@ -871,3 +871,90 @@ fn train_checks_its_settings_before_writing_a_run() {
         assert!(!run.exists(), "{all:?} left a run folder");
     }
 }
+
+/// `--ab-bins`: a head that classifies colour over bins, started from the shipped `photo`
+/// body. The run counts its colour prior, the model decodes with its own or the given
+/// temperature and rebalancing, and a model that regresses colour refuses both knobs.
+#[test]
+fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_images(&data, 4, 64);
+    let run = tmp.path().join("bins");
+    let o = tinct(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--arch",
+        "effnet-unet",
+        "--ab-bins",
+        "5",
+        "--temperature",
+        "0.5",
+        "--init-from",
+        "photo",
+        "--size",
+        "64",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "0",
+        "--pretrain-epochs",
+        "1",
+        "--val-limit",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = String::from_utf8_lossy(&o.stdout).to_string() + &stderr(&o);
+    assert!(
+        log.contains("all but its head") && log.contains("colour prior over 5x5 bins"),
+        "{log}"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("generator.json")).unwrap()).unwrap();
+    assert_eq!(cfg["effnet"]["ab_bins"], 5);
+    assert_eq!(cfg["effnet"]["temperature"], 0.5);
+    assert_eq!(cfg["effnet"]["ab_log_weights"].as_array().unwrap().len(), 25);
+
+    let input = tmp.path().join("in.png");
+    synthetic(64, 64, 5).save(&input).unwrap();
+    let out = tmp.path().join("out.png");
+    let model = run.to_str().unwrap();
+    for knobs in [&[][..], &["--temperature", "0.2", "--rebalance", "1"][..]] {
+        let mut args = vec![
+            "colorize",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--model",
+            model,
+        ];
+        args.extend(knobs);
+        let o = tinct(&args);
+        assert!(o.status.success(), "{knobs:?}: {}", stderr(&o));
+        let img = image::open(&out).unwrap();
+        assert_eq!((img.width(), img.height()), (64, 64));
+    }
+    let o = tinct(&[
+        "colorize",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--temperature",
+        "0.2",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("regresses it"), "{}", stderr(&o));
+    let o = tinct(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--ab-bins",
+        "4",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

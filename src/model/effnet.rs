@@ -14,7 +14,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::{relu, softmax, tanh};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
@@ -347,12 +347,67 @@ impl Classifier {
     }
 }
 
-/// Hyper-parameters of the `effnet-unet` generator's decoder.
-#[derive(Config, Debug, PartialEq)]
+/// Hyper-parameters of the `effnet-unet` generator's decoder and head. A plain serde struct
+/// rather than a Burn `Config`, so that a field added later (the head's) takes its default
+/// when a model file written before it is read.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EffUnetConfig {
     /// Output channels of the decoder blocks at strides 16, 8, 4, 2 and 1.
-    #[config(default = "[128, 64, 48, 32, 16]")]
     pub decoder: [usize; 5],
+    /// 0: the head regresses ab directly (1x1 convolution to 2 channels, tanh). K > 0: it
+    /// classifies ab over a K x K grid of bins and decodes them with the annealed mean (Zhang,
+    /// Isola and Efros 2016; see [`ab_bin_centres`]). K should be odd so that grey is a bin.
+    pub ab_bins: usize,
+    /// Softmax temperature of the annealed-mean decoding (1: the mean of the predicted
+    /// distribution; towards 0: its mode, more vivid). Only used with `ab_bins` > 0.
+    pub temperature: f64,
+    /// Log of the class-rebalancing weight of each bin, from the training colours' prior
+    /// ([`rebalancing_log_weights`]); empty: none.
+    pub ab_log_weights: Vec<f32>,
+    /// How much of the rebalancing is applied when decoding (`beta`): the predicted
+    /// distribution is multiplied by `weight^beta` before the annealed mean, which favours
+    /// rare (saturated) colours over the common greyish ones. 0: none.
+    pub rebalance: f64,
+}
+
+impl Default for EffUnetConfig {
+    fn default() -> Self {
+        EffUnetConfig {
+            decoder: [128, 64, 48, 32, 16],
+            ab_bins: 0,
+            temperature: 0.38,
+            ab_log_weights: Vec::new(),
+            rebalance: 0.0,
+        }
+    }
+}
+
+/// Zhang et al.'s class-rebalancing weights, as logs: `w = 1 / ((1 - mix) p + mix / Q)` for
+/// the prior `p` of the `Q` bins (any non-negative histogram; it is normalised), scaled so that
+/// the prior's expected weight is 1. Rare colours get large weights, the common ones small.
+pub fn rebalancing_log_weights(histogram: &[f64], mix: f64) -> Vec<f32> {
+    let total: f64 = histogram.iter().sum();
+    let q = histogram.len() as f64;
+    let p: Vec<f64> = histogram
+        .iter()
+        .map(|h| if total > 0.0 { h / total } else { 1.0 / q })
+        .collect();
+    let w: Vec<f64> = p.iter().map(|p| 1.0 / ((1.0 - mix) * p + mix / q)).collect();
+    let mean: f64 = p.iter().zip(&w).map(|(p, w)| p * w).sum();
+    w.iter().map(|w| (w / mean).ln() as f32).collect()
+}
+
+impl EffUnetConfig {
+    /// The shipped design: the decoder above and a head that regresses ab.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_ab_bins(mut self, k: usize) -> Self {
+        self.ab_bins = k;
+        self
+    }
 }
 
 impl EffUnetConfig {
@@ -382,8 +437,55 @@ impl EffUnetConfig {
             total += ((cin + skip_c) * self.decoder[i] + self.decoder[i] * 9) as u64 * hw(s);
             cin = self.decoder[i];
         }
-        total + (cin * 2) as u64 * hw(1)
+        total + (cin * self.head_channels()) as u64 * hw(1)
     }
+
+    /// Output channels of the head: 2 (a, b) or one logit per ab bin.
+    pub fn head_channels(&self) -> usize {
+        if self.ab_bins > 0 {
+            self.ab_bins * self.ab_bins
+        } else {
+            2
+        }
+    }
+}
+
+/// Centres of a `k` x `k` grid of ab bins, as a `[2, k*k]` tensor in network units (ab / 110):
+/// bin `i * k + j` is at `a = -1 + 2i/(k-1)`, `b = -1 + 2j/(k-1)`.
+pub fn ab_bin_centres(k: usize, device: &Device) -> Tensor<2> {
+    let step = 2.0 / (k.max(2) - 1) as f32;
+    let mut c = vec![0f32; 2 * k * k];
+    for i in 0..k {
+        for j in 0..k {
+            c[i * k + j] = -1.0 + step * i as f32;
+            c[k * k + i * k + j] = -1.0 + step * j as f32;
+        }
+    }
+    Tensor::from_data(TensorData::new(c, [2, k * k]), device)
+}
+
+/// The annealed mean of bin logits `[B, K*K, H, W]`: `softmax(z / T)` over the bins, then the
+/// expected bin centre, `[B, 2, H, W]` in network units.
+pub fn annealed_mean(logits: Tensor<4>, k: usize, temperature: f64) -> Tensor<4> {
+    annealed_mean_rebalanced(logits, k, temperature, None)
+}
+
+/// [`annealed_mean`] of the logits plus `offsets` `[K*K]` (`beta * log weight` per bin, see
+/// [`EffUnetConfig::rebalance`]).
+pub fn annealed_mean_rebalanced(
+    logits: Tensor<4>,
+    k: usize,
+    temperature: f64,
+    offsets: Option<Tensor<1>>,
+) -> Tensor<4> {
+    let [b, q, h, w] = logits.dims();
+    let logits = match offsets {
+        Some(o) => logits + o.reshape([1, q, 1, 1]),
+        None => logits,
+    };
+    let p = softmax(logits.div_scalar(temperature), 1).reshape([b, q, h * w]);
+    let centres = ab_bin_centres(k, &p.device()).unsqueeze::<3>().repeat_dim(0, b);
+    centres.matmul(p).reshape([b, 2, h, w])
 }
 
 /// A light decoder block: bilinear x2 upsampling, concatenation with the skip, a 1x1
@@ -468,6 +570,14 @@ pub struct EffUnet {
     pub encoder: Encoder,
     up: Vec<UpBlock>,
     head: Conv2d,
+    /// Bins per ab axis of a classifying head (0: the head regresses ab).
+    ab_bins: usize,
+    /// Annealed-mean temperature of a classifying head.
+    temperature: f64,
+    /// Rebalancing weights (logs) of the bins and how much of them the decoding applies (see
+    /// [`EffUnetConfig::rebalance`]).
+    log_weights: Vec<f32>,
+    rebalance: f64,
 }
 
 impl EffUnetConfig {
@@ -485,7 +595,11 @@ impl EffUnetConfig {
         EffUnet {
             encoder: Encoder::new(device),
             up,
-            head: normal_init(Conv2dConfig::new([d[4], 2], [1, 1]), device),
+            head: normal_init(Conv2dConfig::new([d[4], self.head_channels()], [1, 1]), device),
+            ab_bins: self.ab_bins,
+            temperature: self.temperature,
+            log_weights: self.ab_log_weights.clone(),
+            rebalance: self.rebalance,
         }
     }
 }
@@ -509,8 +623,48 @@ impl EffUnet {
         self
     }
 
-    /// `l`: `[B, 1, H, W]` in [-1, 1], H and W multiples of 32.
+    /// `l`: `[B, 1, H, W]` in [-1, 1], H and W multiples of 32. Returns ab `[B, 2, H, W]` in
+    /// [-1, 1] (for a classifying head, the annealed mean of its bins).
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
+        let z = self.forward_head(l);
+        if self.ab_bins > 0 { self.decode(z) } else { tanh(z) }
+    }
+
+    /// Bin logits -> ab: the annealed mean, after the rebalancing offsets if any.
+    pub fn decode(&self, z: Tensor<4>) -> Tensor<4> {
+        let q = self.ab_bins * self.ab_bins;
+        let offsets = (self.rebalance != 0.0 && self.log_weights.len() == q).then(|| {
+            let o: Vec<f32> = self.log_weights.iter().map(|w| w * self.rebalance as f32).collect();
+            Tensor::from_data(TensorData::new(o, [q]), &z.device())
+        });
+        annealed_mean_rebalanced(z, self.ab_bins, self.temperature, offsets)
+    }
+
+    /// Bins per ab axis of a classifying head; 0 for a regressing one.
+    pub fn ab_bins(&self) -> usize {
+        self.ab_bins
+    }
+
+    /// Annealed-mean temperature of a classifying head.
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// Changes the decoding of a classifying head: the annealed-mean temperature and the share
+    /// of rebalancing (inference only; see [`EffUnetConfig`]). `None` keeps the current value.
+    pub fn with_decoding(mut self, temperature: Option<f64>, rebalance: Option<f64>) -> EffUnet {
+        self.temperature = temperature.unwrap_or(self.temperature);
+        self.rebalance = rebalance.unwrap_or(self.rebalance);
+        self
+    }
+
+    /// Whether the decoding can rebalance (the model carries its bins' weights).
+    pub fn has_rebalancing_weights(&self) -> bool {
+        self.ab_bins > 0 && self.log_weights.len() == self.ab_bins * self.ab_bins
+    }
+
+    /// The head's raw output: ab before tanh, or the bin logits `[B, K*K, H, W]`.
+    pub fn forward_head(&self, l: Tensor<4>) -> Tensor<4> {
         // A folded model's stem takes L directly (see `fold_batch_norms`).
         let x = if self.encoder.conv_stem.weight.dims()[1] == 1 {
             l.clone()
@@ -529,7 +683,7 @@ impl EffUnet {
         for (block, skip) in self.up.iter().zip(skips) {
             h = block.forward(h, skip.clone());
         }
-        tanh(self.head.forward(h))
+        self.head.forward(h)
     }
 }
 
@@ -604,6 +758,50 @@ mod tests {
         let y1 = g.fold_batch_norms().forward(x).into_data().try_to_vec::<f32>().unwrap();
         let d = y0.iter().zip(&y1).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(d < 1e-4, "folded output differs by {d}");
+    }
+
+    #[test]
+    fn rebalancing_weights_match_hand_computed_values() {
+        // Prior (3/4, 1/4), mix 1/2, Q = 2: w = 1/(3/8 + 1/4) = 1.6 and 1/(1/8 + 1/4) = 8/3;
+        // E_p[w] = 1.2 + 2/3, so the weights are 0.857 and 1.429.
+        let lw = rebalancing_log_weights(&[3.0, 1.0], 0.5);
+        let want = [
+            (1.6f64 / (1.2 + 2.0 / 3.0)).ln(),
+            ((8.0f64 / 3.0) / (1.2 + 2.0 / 3.0)).ln(),
+        ];
+        for (g, w) in lw.iter().zip(want) {
+            assert!((*g as f64 - w).abs() < 1e-6, "{lw:?}");
+        }
+    }
+
+    /// Model files written before the head's fields existed still load, as regressing heads.
+    #[test]
+    fn a_config_without_the_head_fields_reads_as_a_regressing_head() {
+        let c: EffUnetConfig = serde_json::from_str(r#"{"decoder": [128, 64, 48, 32, 16]}"#).unwrap();
+        assert_eq!(c, EffUnetConfig::new());
+        assert_eq!(c.head_channels(), 2);
+    }
+
+    #[test]
+    fn a_classifying_head_decodes_to_ab_and_its_knobs_change_the_colour() {
+        let device = Device::flex();
+        let mut c = EffUnetConfig::new().with_ab_bins(5);
+        c.ab_log_weights = rebalancing_log_weights(&(1..=25).map(|i| i as f64).collect::<Vec<_>>(), 0.5);
+        let g = c.init(&device);
+        let l = Tensor::<4>::random([1, 1, 64, 64], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+        assert_eq!(g.forward_head(l.clone()).dims(), [1, 25, 64, 64]);
+        let y = g.forward(l.clone());
+        assert_eq!(y.dims(), [1, 2, 64, 64]);
+        let max: f32 = y.clone().abs().max().into_scalar();
+        assert!(max <= 1.0, "ab outside the grid: {max}");
+        // Rebalancing moves the colours (a fresh head's logits are near zero, so the weights
+        // decide); on top of it, a temperature change does too.
+        let rb = g.clone().with_decoding(None, Some(1.0)).forward(l.clone());
+        let warm = g.with_decoding(Some(2.0), Some(1.0)).forward(l);
+        for (a, b) in [(&rb, &y), (&warm, &rb)] {
+            let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+            assert!(d > 1e-3, "decoding unchanged ({d})");
+        }
     }
 
     #[test]

@@ -168,6 +168,28 @@ impl Generator {
             Generator::EffUnet(g) => g.forward(l),
         }
     }
+
+    /// [`Self::forward`], and for a head that classifies ab over bins, its logits and the
+    /// number of bins per axis (what the training loss needs).
+    pub fn forward_with_logits(&self, l: Tensor<4>) -> (Tensor<4>, Option<(Tensor<4>, usize)>) {
+        match self {
+            Generator::EffUnet(g) if g.ab_bins() > 0 => {
+                let z = g.forward_head(l);
+                let ab = g.decode(z.clone());
+                (ab, Some((z, g.ab_bins())))
+            }
+            _ => (self.forward(l), None),
+        }
+    }
+
+    /// Sets the decoding (temperature, rebalancing share) of a head that classifies ab; a no-op
+    /// otherwise.
+    pub fn with_decoding(self, temperature: Option<f64>, rebalance: Option<f64>) -> Generator {
+        match self {
+            Generator::EffUnet(g) => Generator::EffUnet(g.with_decoding(temperature, rebalance)),
+            other => other,
+        }
+    }
 }
 
 /// Gives every parameter of a module a deterministic id (`base`, `base + 1`, ... in visiting

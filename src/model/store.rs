@@ -29,16 +29,25 @@ pub fn save_module<M: Module>(module: &M, path: &Path, metadata: &[(&str, String
 
 /// Loads tensors from `path` into `module`, which must have exactly the same structure.
 /// Files stored in half precision (see [`export_generator`]) are widened to f32 on load.
-pub fn load_module<M: Module>(mut module: M, path: &Path) -> Result<M> {
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
+    load_module_matching(module, path, None)
+}
+
+/// [`load_module`], but with a `pattern` only the tensors whose path matches it are loaded
+/// (the others keep their values): e.g. a new head on a trained body.
+pub fn load_module_matching<M: Module>(mut module: M, path: &Path, pattern: Option<&str>) -> Result<M> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let bytes = convert_floats(&bytes, safetensors::Dtype::F32, None)
         .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?
         .unwrap_or(bytes);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    if let Some(p) = pattern {
+        store = store.with_regex(p).allow_partial(true);
+    }
     let result = module
         .load_from(&mut store)
         .map_err(|e| anyhow!("{}: cannot load weights: {e}", path.display()))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
+    if !result.errors.is_empty() || (pattern.is_none() && !result.missing.is_empty()) {
         bail!(
             "{}: weights do not match the network ({} errors, {} missing tensors{})",
             path.display(),

@@ -14,12 +14,13 @@ use anyhow::{Context, Result, bail};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, BadFiles, Batch, Prefetcher, Sample};
 use crate::model::{Generator, GeneratorConfig, PatchGan, PatchGanConfig, renumber_params, store};
 use checkpoint::{Checkpoint, TrainState};
-use loss::{bce_with_logits, chroma_match, l1};
+use loss::{ab_cross_entropy, bce_with_logits, chroma_match, l1};
 
 /// Every hyper-parameter of a training run; saved as `RUN_DIR/config.json`.
 #[derive(Config, Debug)]
@@ -214,6 +215,11 @@ pub struct StepLosses {
     pub d_fake: f32,
 }
 
+/// Side of the images the colour prior of a classifying head is counted at.
+const PRIOR_SIZE: u32 = 64;
+/// Share of the uniform distribution in the rebalancing weights (Zhang et al.'s lambda).
+pub const REBALANCE_MIX: f64 = 0.5;
+
 /// The two networks and their optimisers.
 pub struct Trainer {
     pub config: TrainConfig,
@@ -298,14 +304,23 @@ impl Trainer {
     /// (stage 1); the discriminator is left untouched.
     pub fn step(&mut self, batch: &Batch, adversarial: bool) -> StepLosses {
         let cfg = &self.config;
-        let fake = self.g.forward(batch.l.clone());
+        let (fake, logits) = self.g.forward_with_logits(batch.l.clone());
+        // The reconstruction term of eq. (20): L1 on ab, or for a head that classifies ab over
+        // bins, the cross-entropy against the soft-encoded truth (the L1 is still reported).
+        let reconstruction = |fake: &Tensor<4>| -> (Tensor<1>, f32) {
+            let l1_value = l1(fake.clone(), batch.ab.clone());
+            let g_l1 = l1_value.clone().into_scalar::<f32>();
+            match &logits {
+                Some((z, k)) => (ab_cross_entropy(z.clone(), batch.ab.clone(), *k), g_l1),
+                None => (l1_value, g_l1),
+            }
+        };
         // The optional terms beside the L1 of eq. (20).
         let extra = [self.mirror_term(&fake, &batch.l), self.chroma_term(&fake, &batch.ab)];
         let add_extra = |loss: Tensor<1>| extra.into_iter().flatten().fold(loss, |a, t| a + t);
         if !adversarial {
-            let loss_l1 = l1(fake, batch.ab.clone());
-            let g_l1 = loss_l1.clone().into_scalar::<f32>();
-            let loss = add_extra(loss_l1);
+            let (loss_rec, g_l1) = reconstruction(&fake);
+            let loss = add_extra(loss_rec);
             let grads = GradientsParams::from_grads(loss.backward(), &self.g);
             self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
             self.update_ema();
@@ -329,10 +344,9 @@ impl Trainer {
         // Generator: fool the (frozen) discriminator, plus lambda * L1 (seed eq. 20).
         let d_frozen = self.d.clone().no_grad();
         let loss_g_gan = bce_with_logits(d_frozen.forward(fake_pair), 1.0);
-        let loss_g_l1 = l1(fake, batch.ab.clone());
+        let (loss_g_rec, g_l1) = reconstruction(&fake);
         let g_gan = loss_g_gan.clone().into_scalar::<f32>();
-        let g_l1 = loss_g_l1.clone().into_scalar::<f32>();
-        let loss_g = add_extra(loss_g_gan + loss_g_l1.mul_scalar(cfg.lambda_l1));
+        let loss_g = add_extra(loss_g_gan + loss_g_rec.mul_scalar(cfg.lambda_l1));
         let grads = GradientsParams::from_grads(loss_g.backward(), &self.g);
         self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
         self.update_ema();
@@ -469,6 +483,35 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
     let quiet = opts.quiet;
     let on_error: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |m| say(quiet, format!("warning: {m}")));
 
+    let mut config = config;
+    if !resuming
+        && let Some(e) = config.generator.effnet.as_mut()
+        && e.ab_bins > 0
+        && e.ab_log_weights.is_empty()
+    {
+        // Class rebalancing for the decoding: the prior of the training colours over the bins.
+        let k = e.ab_bins;
+        let hist = train_files
+            .par_iter()
+            .filter_map(|f| data::load_sample(f, PRIOR_SIZE, data::Augment::NONE).ok())
+            .fold(
+                || vec![0.0; k * k],
+                |mut h, s| {
+                    loss::add_ab_soft_counts(&s.ab, k, &mut h);
+                    h
+                },
+            )
+            .reduce(
+                || vec![0.0; k * k],
+                |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
+            );
+        e.ab_log_weights = crate::model::effnet::rebalancing_log_weights(&hist, REBALANCE_MIX);
+        say(
+            quiet,
+            format!("colour prior over {k}x{k} bins from {} images", train_files.len()),
+        );
+    }
+    let config = config;
     let mut trainer = Trainer::new(config.clone(), device);
     let mut state = TrainState::default();
     if resuming {
@@ -491,8 +534,19 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
             say(quiet, format!("encoder initialised from {}", w.display()));
         }
         if let Some(m) = &opts.init_from {
-            trainer.g = crate::model::store::load_module(trainer.g.clone(), m)?;
-            say(quiet, format!("generator initialised from {}", m.display()));
+            let bins = |c: &GeneratorConfig| c.effnet.as_ref().map_or(0, |e| e.ab_bins);
+            if bins(&store::read_generator_config(m)?) == bins(&config.generator) {
+                trainer.g = store::load_module(trainer.g.clone(), m)?;
+                say(quiet, format!("generator initialised from {}", m.display()));
+            } else {
+                // A different head (ab regression <-> bins): the encoder and decoder are taken,
+                // the head starts afresh.
+                trainer.g = store::load_module_matching(trainer.g.clone(), m, Some(r"^EffUnet\.(encoder|up)\."))?;
+                say(
+                    quiet,
+                    format!("generator initialised from {} (all but its head)", m.display()),
+                );
+            }
         }
         trainer.reset_ema();
     }
