@@ -268,6 +268,18 @@ async fn bad_uploads_get_json_errors() {
             "invalid saturation 9",
         ),
         (
+            "temperature on a model that regresses colour",
+            post_raw("/api/colorize?temperature=0.3", png.clone()),
+            StatusCode::BAD_REQUEST,
+            "regresses it",
+        ),
+        (
+            "bad temperature",
+            post_raw("/api/colorize?temperature=warm", png.clone()),
+            StatusCode::BAD_REQUEST,
+            "invalid temperature 'warm'",
+        ),
+        (
             "bad method",
             post_raw("/api/colorize?method=magic", png.clone()),
             StatusCode::BAD_REQUEST,
