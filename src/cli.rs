@@ -422,20 +422,15 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         Arch::EffnetUnet => GeneratorConfig::effnet_unet(size),
     };
     match (a.ab_bins, &mut generator.effnet) {
-        (None, _) if a.temperature.is_some() => anyhow::bail!("--temperature needs --ab-bins"),
+        (None, _) if a.temperature.is_some() => anyhow::bail!("--temperature needs --ab-bins (a new run's head)"),
         (None, _) => {}
         (Some(_), _) if a.resume => anyhow::bail!("--ab-bins: a resumed run keeps its own head"),
         (Some(_), None) => anyhow::bail!("--ab-bins needs --arch effnet-unet"),
         (Some(k), Some(e)) => {
-            if !(3..=31).contains(&k) || k % 2 == 0 {
-                anyhow::bail!("--ab-bins {k}: must be odd, 3 to 31 (so that grey is a bin)");
-            }
-            let t = a.temperature.unwrap_or(e.temperature);
-            if !(t.is_finite() && t > 0.0 && t <= 10.0) {
-                anyhow::bail!("--temperature {t}: must be a number in (0, 10]");
-            }
             e.ab_bins = k;
-            e.temperature = t;
+            e.temperature = a.temperature.unwrap_or(e.temperature);
+            e.validate()
+                .map_err(|err| anyhow::anyhow!("--ab-bins / --temperature: {err}"))?;
         }
     }
     if let Some(d) = a.ema_decay

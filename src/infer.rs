@@ -148,29 +148,17 @@ impl Colorizer {
         if temperature.is_none() && rebalance.is_none() {
             return Ok(self);
         }
-        let bins = self.config.effnet.as_ref().map_or(0, |e| e.ab_bins);
+        let bins = self.config.ab_bins();
         if bins == 0 {
             bail!(
                 "{}: --temperature and --rebalance need a model that classifies colour over bins (this one regresses it; use --saturation)",
                 self.source.display()
             );
         }
-        if let Some(t) = temperature
-            && !(t.is_finite() && t > 0.0 && t <= 10.0)
-        {
-            bail!("temperature {t}: must be a number in (0, 10]");
-        }
-        if let Some(r) = rebalance
-            && !(r.is_finite() && (0.0..=4.0).contains(&r))
-        {
-            bail!("rebalance {r}: must be a number in [0, 4]");
-        }
+        temperature.map(crate::model::effnet::check_temperature).transpose()?;
+        rebalance.map(crate::model::effnet::check_rebalance).transpose()?;
         if rebalance.is_some_and(|r| r > 0.0)
-            && self
-                .config
-                .effnet
-                .as_ref()
-                .is_some_and(|e| e.ab_log_weights.len() != bins * bins)
+            && self.config.effnet.as_ref().is_some_and(|e| e.ab_log_weights.is_empty())
         {
             bail!(
                 "{}: --rebalance: this model carries no rebalancing weights",

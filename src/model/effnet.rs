@@ -408,6 +408,42 @@ impl EffUnetConfig {
         self.ab_bins = k;
         self
     }
+
+    /// Refuses a head no model can have: bins not odd or outside 3..=31, a temperature outside
+    /// (0, 10], a rebalancing share outside [0, 4], or weights for another number of bins.
+    /// Checked on every model file read, not only for command-line flags.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let k = self.ab_bins;
+        if k != 0 && (!(3..=31).contains(&k) || k % 2 == 0) {
+            anyhow::bail!("ab_bins {k}: must be odd, 3 to 31 (so that grey is a bin)");
+        }
+        check_temperature(self.temperature)?;
+        check_rebalance(self.rebalance)?;
+        let q = if k > 0 { k * k } else { 0 };
+        if !self.ab_log_weights.is_empty() && self.ab_log_weights.len() != q {
+            anyhow::bail!("{} rebalancing weights for {q} bins", self.ab_log_weights.len());
+        }
+        if self.ab_log_weights.iter().any(|w| !w.is_finite()) {
+            anyhow::bail!("a rebalancing weight is not a finite number");
+        }
+        Ok(())
+    }
+}
+
+/// An annealed-mean temperature must be in (0, 10].
+pub fn check_temperature(t: f64) -> anyhow::Result<()> {
+    if !(t.is_finite() && t > 0.0 && t <= 10.0) {
+        anyhow::bail!("temperature {t}: must be a number in (0, 10]");
+    }
+    Ok(())
+}
+
+/// A rebalancing share must be in [0, 4].
+pub fn check_rebalance(r: f64) -> anyhow::Result<()> {
+    if !(r.is_finite() && (0.0..=4.0).contains(&r)) {
+        anyhow::bail!("rebalance {r}: must be a number in [0, 4]");
+    }
+    Ok(())
 }
 
 impl EffUnetConfig {
@@ -645,22 +681,12 @@ impl EffUnet {
         self.ab_bins
     }
 
-    /// Annealed-mean temperature of a classifying head.
-    pub fn temperature(&self) -> f64 {
-        self.temperature
-    }
-
     /// Changes the decoding of a classifying head: the annealed-mean temperature and the share
     /// of rebalancing (inference only; see [`EffUnetConfig`]). `None` keeps the current value.
     pub fn with_decoding(mut self, temperature: Option<f64>, rebalance: Option<f64>) -> EffUnet {
         self.temperature = temperature.unwrap_or(self.temperature);
         self.rebalance = rebalance.unwrap_or(self.rebalance);
         self
-    }
-
-    /// Whether the decoding can rebalance (the model carries its bins' weights).
-    pub fn has_rebalancing_weights(&self) -> bool {
-        self.ab_bins > 0 && self.log_weights.len() == self.ab_bins * self.ab_bins
     }
 
     /// The head's raw output: ab before tanh, or the bin logits `[B, K*K, H, W]`.
@@ -780,6 +806,41 @@ mod tests {
         let c: EffUnetConfig = serde_json::from_str(r#"{"decoder": [128, 64, 48, 32, 16]}"#).unwrap();
         assert_eq!(c, EffUnetConfig::new());
         assert_eq!(c.head_channels(), 2);
+    }
+
+    /// What a model file may not say: checked whenever one is read.
+    #[test]
+    fn impossible_heads_are_refused() {
+        let ok = EffUnetConfig::new().with_ab_bins(13);
+        assert!(ok.validate().is_ok() && EffUnetConfig::new().validate().is_ok());
+        let bad = [
+            EffUnetConfig::new().with_ab_bins(4),
+            EffUnetConfig::new().with_ab_bins(1),
+            EffUnetConfig::new().with_ab_bins(33),
+            EffUnetConfig {
+                temperature: 0.0,
+                ..ok.clone()
+            },
+            EffUnetConfig {
+                temperature: -1.0,
+                ..ok.clone()
+            },
+            EffUnetConfig {
+                rebalance: f64::NAN,
+                ..ok.clone()
+            },
+            EffUnetConfig {
+                ab_log_weights: vec![0.0; 168],
+                ..ok.clone()
+            },
+            EffUnetConfig {
+                ab_log_weights: vec![f32::INFINITY; 169],
+                ..ok
+            },
+        ];
+        for c in bad {
+            assert!(c.validate().is_err(), "{c:?}");
+        }
     }
 
     #[test]

@@ -74,6 +74,11 @@ impl GeneratorConfig {
             .with_effnet(Some(EffUnetConfig::new()))
     }
 
+    /// Bins per ab axis of a head that classifies colour; 0 for one that regresses it.
+    pub fn ab_bins(&self) -> usize {
+        self.effnet.as_ref().map_or(0, |e| e.ab_bins)
+    }
+
     /// Side lengths must be multiples of this.
     pub fn stride_multiple(&self) -> usize {
         match self.arch {

@@ -47,6 +47,9 @@ pub fn load_module_matching<M: Module>(mut module: M, path: &Path, pattern: Opti
     let result = module
         .load_from(&mut store)
         .map_err(|e| anyhow!("{}: cannot load weights: {e}", path.display()))?;
+    if pattern.is_some() && result.applied.is_empty() {
+        bail!("{}: no tensor matches {}", path.display(), pattern.unwrap_or_default());
+    }
     if !result.errors.is_empty() || (pattern.is_none() && !result.missing.is_empty()) {
         bail!(
             "{}: weights do not match the network ({} errors, {} missing tensors{})",
@@ -79,6 +82,15 @@ pub fn read_generator_config(path: &Path) -> Result<GeneratorConfig> {
 /// The generator config of a safetensors file's bytes (`path` names it in errors and locates a
 /// JSON file beside it as a fallback).
 fn generator_config_of(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
+    let config = generator_config_unchecked(bytes, path)?;
+    if let Some(e) = &config.effnet {
+        e.validate()
+            .with_context(|| format!("{}: bad generator config", path.display()))?;
+    }
+    Ok(config)
+}
+
+fn generator_config_unchecked(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
     if let Some(json) = meta.metadata().as_ref().and_then(|m| m.get(CONFIG_KEY)) {

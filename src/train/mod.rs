@@ -534,8 +534,7 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
             say(quiet, format!("encoder initialised from {}", w.display()));
         }
         if let Some(m) = &opts.init_from {
-            let bins = |c: &GeneratorConfig| c.effnet.as_ref().map_or(0, |e| e.ab_bins);
-            if bins(&store::read_generator_config(m)?) == bins(&config.generator) {
+            if store::read_generator_config(m)?.ab_bins() == config.generator.ab_bins() {
                 trainer.g = store::load_module(trainer.g.clone(), m)?;
                 say(quiet, format!("generator initialised from {}", m.display()));
             } else {

@@ -152,10 +152,15 @@ def ab_bin_centres(k, device=None):
     return torch.stack([a.reshape(-1), b.reshape(-1)])
 
 
-def annealed_mean(z, k, temperature):
+def annealed_mean(z, k, temperature, offsets=None):
+    """tinct's `effnet::annealed_mean_rebalanced`, in fp32 whatever the autocast."""
     b, q, h, w = z.shape
-    p = torch.softmax(z.float() / temperature, 1).reshape(b, q, h * w)
-    return torch.einsum("cq,bqn->bcn", ab_bin_centres(k, z.device), p).reshape(b, 2, h, w)
+    with torch.autocast(z.device.type, enabled=False):
+        z = z.float()
+        if offsets is not None:
+            z = z + offsets.to(z.device).view(1, q, 1, 1)
+        p = torch.softmax(z / temperature, 1).reshape(b, q, h * w)
+        return torch.einsum("cq,bqn->bcn", ab_bin_centres(k, z.device), p).reshape(b, 2, h, w)
 
 
 def ab_cross_entropy(z, target, k):
@@ -173,10 +178,20 @@ def ab_cross_entropy(z, target, k):
     return -(logp * wts).sum(1).mean()
 
 
+def check_head(ab_bins, temperature, rebalance=0.0):
+    """tinct's `EffUnetConfig::validate` for the values given on the command line."""
+    if ab_bins and not (3 <= ab_bins <= 31 and ab_bins % 2 == 1):
+        sys.exit(f"--ab-bins {ab_bins}: must be odd, 3 to 31 (so that grey is a bin)")
+    if not (0 < temperature <= 10):
+        sys.exit(f"--temperature {temperature}: must be a number in (0, 10]")
+    if not (0 <= rebalance <= 4):
+        sys.exit(f"--rebalance {rebalance}: must be a number in [0, 4]")
+
+
 class EffUnet(nn.Module):
-    def __init__(self, decoder=(128, 64, 48, 32, 16), ab_bins=0, temperature=0.38):
+    def __init__(self, decoder=(128, 64, 48, 32, 16), ab_bins=0, temperature=0.38, offsets=None):
         super().__init__()
-        self.ab_bins, self.temperature = ab_bins, temperature
+        self.ab_bins, self.temperature, self.offsets = ab_bins, temperature, offsets
         self.encoder = Encoder()
         ups, cin = [], 320
         for i in range(5):
@@ -193,7 +208,7 @@ class EffUnet(nn.Module):
     def forward_with_logits(self, l):
         z = self.forward_head(l)
         if self.ab_bins:
-            return annealed_mean(z, self.ab_bins, self.temperature), z
+            return annealed_mean(z, self.ab_bins, self.temperature, self.offsets), z
         return torch.tanh(z), None
 
     def forward_head(self, l):
@@ -622,7 +637,9 @@ def check(args):
     from safetensors import safe_open
     with safe_open(args.check[0], "pt") as f:
         eff = json.loads(f.metadata()["tinct.generator"]).get("effnet", {})
-    g = EffUnet(ab_bins=eff.get("ab_bins", 0), temperature=eff.get("temperature", 0.38))
+    lw, rb = eff.get("ab_log_weights", []), eff.get("rebalance", 0.0)
+    offsets = torch.tensor(lw) * rb if lw and rb else None
+    g = EffUnet(ab_bins=eff.get("ab_bins", 0), temperature=eff.get("temperature", 0.38), offsets=offsets)
     load_into(g, from_tinct(load_file(args.check[0]), GEN_PREFIX), args.check[0])
     g.eval()
     size = int(args.check[2])
@@ -675,9 +692,11 @@ def main():
     p.add_argument("--check", nargs=4, metavar=("MODEL", "IN", "SIZE", "OUT"))
     p.add_argument("--set-prior", nargs=2, metavar=("MODEL", "OUT"),
                    help="write MODEL with its bins' rebalancing weights from --data")
-    p.add_argument("--rebalance", type=float, default=1.0, help="with --set-prior: decoding default")
+    p.add_argument("--rebalance", type=float, default=0.0,
+                   help="with --set-prior: the decoding's share of rebalancing (as tinct train, 0 by default)")
     p.add_argument("--check-out", help="with --check: write the model back through this script")
     args = p.parse_args()
+    check_head(args.ab_bins, args.temperature, args.rebalance)
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
