@@ -422,7 +422,11 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         Arch::EffnetUnet => GeneratorConfig::effnet_unet(size),
     };
     match (a.ab_bins, &mut generator.effnet) {
-        (None, _) if a.temperature.is_some() => anyhow::bail!("--temperature needs --ab-bins (a new run's head)"),
+        (None, _) if a.temperature.is_some() => {
+            anyhow::bail!(
+                "--temperature needs --ab-bins: it is set with a new run's head (colorize --temperature changes it later)"
+            )
+        }
         (None, _) => {}
         (Some(_), _) if a.resume => anyhow::bail!("--ab-bins: a resumed run keeps its own head"),
         (Some(_), None) => anyhow::bail!("--ab-bins needs --arch effnet-unet"),
@@ -585,11 +589,26 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
 }
 
 fn load_colorizer(spec: &str, device: &burn::prelude::Device, o: &GanArgs) -> Result<Colorizer> {
-    let mut c = Colorizer::load(&crate::zoo::resolve(spec)?, device)?
+    load_colorizer_for(spec, device, o, false)
+}
+
+/// [`load_colorizer`]; with `decoding_optional`, `--temperature` and `--rebalance` are applied
+/// only if the model classifies colour over bins (several models side by side in `eval`).
+fn load_colorizer_for(
+    spec: &str,
+    device: &burn::prelude::Device,
+    o: &GanArgs,
+    decoding_optional: bool,
+) -> Result<Colorizer> {
+    let c = Colorizer::load(&crate::zoo::resolve(spec)?, device)?
         .with_fit(o.fit)
         .with_flip_average(o.flip_average)
-        .with_saturation(o.saturation)?
-        .with_decoding(o.temperature, o.rebalance)?;
+        .with_saturation(o.saturation)?;
+    let mut c = if decoding_optional && c.ab_bins() == 0 {
+        c
+    } else {
+        c.with_decoding(o.temperature, o.rebalance)?
+    };
     if let Some(s) = o.size {
         c = c.with_size(s)?;
     }
@@ -625,8 +644,14 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         } else {
             a.model.clone()
         };
+        // With several models, the decoding flags apply to those that classify colour.
+        let several = models.len() > 1;
         for m in &models {
-            methods.push(Method::Gan(Box::new(load_colorizer(m, &device, &a.gan)?)));
+            methods.push(Method::Gan(Box::new(load_colorizer_for(m, &device, &a.gan, several)?)));
+        }
+        let decoding = a.gan.temperature.is_some() || a.gan.rebalance.is_some();
+        if several && decoding && !methods.iter().any(|m| matches!(m, Method::Gan(c) if c.ab_bins() > 0)) {
+            bail!("--temperature / --rebalance: none of the models classifies colour over bins");
         }
         for &k in &a.method {
             match k {

@@ -139,6 +139,11 @@ impl Colorizer {
         Ok(self)
     }
 
+    /// Bins per ab axis of a model that classifies colour; 0 for one that regresses it.
+    pub fn ab_bins(&self) -> usize {
+        self.config.ab_bins()
+    }
+
     /// Sets the decoding of a model that classifies ab over bins: the annealed-mean
     /// `temperature` (lower is more vivid, towards the most likely colour; 1 is the plain mean
     /// of the predicted distribution) and the share of class `rebalance` (0: none; 1: Zhang et
