@@ -186,6 +186,12 @@ pub struct LossSums {
     pub g_l1: f64,
     pub d_real: f64,
     pub d_fake: f64,
+    /// Sums of the cross-entropy of a classifying head and of the weighted colourfulness term
+    /// (absent from checkpoints written before they were logged).
+    #[serde(default)]
+    pub g_ce: f64,
+    #[serde(default)]
+    pub g_chroma: f64,
 }
 
 impl LossSums {
@@ -194,6 +200,8 @@ impl LossSums {
         self.images += images;
         self.g_gan += s.g_gan as f64;
         self.g_l1 += s.g_l1 as f64;
+        self.g_ce += s.g_ce as f64;
+        self.g_chroma += s.g_chroma as f64;
         self.d_real += s.d_real as f64;
         self.d_fake += s.d_fake as f64;
     }
@@ -213,6 +221,10 @@ pub struct StepLosses {
     pub g_l1: f32,
     pub d_real: f32,
     pub d_fake: f32,
+    /// Cross-entropy of a classifying head (before lambda; 0 for a regressing one).
+    pub g_ce: f32,
+    /// The colourfulness term as added to the loss (`chroma_weight` times the mismatch; 0 off).
+    pub g_chroma: f32,
 }
 
 /// Side of the images the colour prior of a classifying head is counted at.
@@ -307,25 +319,34 @@ impl Trainer {
         let (fake, logits) = self.g.forward_with_logits(batch.l.clone());
         // The reconstruction term of eq. (20): L1 on ab, or for a head that classifies ab over
         // bins, the cross-entropy against the soft-encoded truth (the L1 is still reported).
-        let reconstruction = |fake: &Tensor<4>| -> (Tensor<1>, f32) {
+        // Returns the term, and the L1 and cross-entropy values to report.
+        let reconstruction = |fake: &Tensor<4>| -> (Tensor<1>, f32, f32) {
             let l1_value = l1(fake.clone(), batch.ab.clone());
             let g_l1 = l1_value.clone().into_scalar::<f32>();
             match &logits {
-                Some((z, k)) => (ab_cross_entropy(z.clone(), batch.ab.clone(), *k), g_l1),
-                None => (l1_value, g_l1),
+                Some((z, k)) => {
+                    let ce = ab_cross_entropy(z.clone(), batch.ab.clone(), *k);
+                    let g_ce = ce.clone().into_scalar::<f32>();
+                    (ce, g_l1, g_ce)
+                }
+                None => (l1_value, g_l1, 0.0),
             }
         };
         // The optional terms beside the L1 of eq. (20).
-        let extra = [self.mirror_term(&fake, &batch.l), self.chroma_term(&fake, &batch.ab)];
+        let chroma = self.chroma_term(&fake, &batch.ab);
+        let g_chroma = chroma.as_ref().map_or(0.0, |t| t.clone().into_scalar::<f32>());
+        let extra = [self.mirror_term(&fake, &batch.l), chroma];
         let add_extra = |loss: Tensor<1>| extra.into_iter().flatten().fold(loss, |a, t| a + t);
         if !adversarial {
-            let (loss_rec, g_l1) = reconstruction(&fake);
+            let (loss_rec, g_l1, g_ce) = reconstruction(&fake);
             let loss = add_extra(loss_rec);
             let grads = GradientsParams::from_grads(loss.backward(), &self.g);
             self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
             self.update_ema();
             return StepLosses {
                 g_l1,
+                g_ce,
+                g_chroma,
                 ..Default::default()
             };
         }
@@ -344,7 +365,7 @@ impl Trainer {
         // Generator: fool the (frozen) discriminator, plus lambda * L1 (seed eq. 20).
         let d_frozen = self.d.clone().no_grad();
         let loss_g_gan = bce_with_logits(d_frozen.forward(fake_pair), 1.0);
-        let (loss_g_rec, g_l1) = reconstruction(&fake);
+        let (loss_g_rec, g_l1, g_ce) = reconstruction(&fake);
         let g_gan = loss_g_gan.clone().into_scalar::<f32>();
         let loss_g = add_extra(loss_g_gan + loss_g_rec.mul_scalar(cfg.lambda_l1));
         let grads = GradientsParams::from_grads(loss_g.backward(), &self.g);
@@ -355,6 +376,8 @@ impl Trainer {
             g_l1,
             d_real,
             d_fake,
+            g_ce,
+            g_chroma,
         }
     }
 
@@ -381,14 +404,16 @@ pub struct EpochLog {
     pub val_psnr: f64,
     pub images_per_s: f64,
     pub seconds: f64,
+    pub g_ce: f64,
+    pub g_chroma: f64,
 }
 
-const LOG_HEADER: &str = "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds";
+const LOG_HEADER: &str = "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds,g_ce,g_chroma";
 
 impl EpochLog {
     fn csv(&self) -> String {
         format!(
-            "{},{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.3},{:.1}",
+            "{},{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.3},{:.1},{:.5},{:.5}",
             self.epoch,
             self.stage,
             self.g_gan,
@@ -398,7 +423,9 @@ impl EpochLog {
             self.val_l1,
             self.val_psnr,
             self.images_per_s,
-            self.seconds
+            self.seconds,
+            self.g_ce,
+            self.g_chroma
         )
     }
 }
@@ -707,6 +734,8 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
             val_psnr,
             images_per_s: images_this_call as f64 / secs.max(1e-9),
             seconds: secs,
+            g_ce: state.sums.mean(state.sums.g_ce),
+            g_chroma: state.sums.mean(state.sums.g_chroma),
         };
         append_log(out, &row)?;
         say(
@@ -781,6 +810,16 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
 
 fn append_log(out: &Path, row: &EpochLog) -> Result<()> {
     let path = out.join("log.csv");
+    // A run started before the last columns existed gets the current header (its earlier rows
+    // simply lack the trailing fields).
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(first) = text.lines().next()
+        && first != LOG_HEADER
+        && LOG_HEADER.starts_with(first)
+    {
+        let rest = &text[first.len()..];
+        crate::imageio::write_bytes_atomic(&path, format!("{LOG_HEADER}{rest}").as_bytes())?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -980,6 +1019,58 @@ mod tests {
         let s = t.step(&batch(&t.device.clone(), 1.0), false);
         assert!(s.g_l1 > 0.0 && s.g_gan == 0.0);
         assert_eq!(d0, weights(&t.d));
+    }
+
+    /// The colourfulness term is reported as it enters the loss: 0 when off, W times the
+    /// mismatch when on, in both stages.
+    #[test]
+    fn the_chroma_term_is_reported() {
+        let device = Device::flex();
+        let mut off = Trainer::new(tiny_config(), &device);
+        let mut on = Trainer::new(tiny_config().with_chroma_weight(6.0), &device);
+        for adversarial in [false, true] {
+            let b = batch(&device, 1.0);
+            assert_eq!(off.step(&b, adversarial).g_chroma, 0.0);
+            let s = on.step(&b, adversarial);
+            assert!(s.g_chroma.is_finite() && s.g_chroma > 0.0, "{s:?}");
+            assert_eq!(s.g_ce, 0.0);
+        }
+    }
+
+    /// A run's log written before the last columns existed gets the current header.
+    #[test]
+    fn an_older_log_gets_the_current_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds";
+        std::fs::write(
+            dir.path().join("log.csv"),
+            format!("{old}\n1,l1,0,0.1,0,0,0.1,20,5,60\n"),
+        )
+        .unwrap();
+        let row = EpochLog {
+            epoch: 2,
+            stage: "gan",
+            g_gan: 1.0,
+            g_l1: 0.1,
+            d_real: 0.5,
+            d_fake: 0.5,
+            val_l1: 0.1,
+            val_psnr: 21.0,
+            images_per_s: 5.0,
+            seconds: 60.0,
+            g_ce: 0.0,
+            g_chroma: 2.5,
+        };
+        append_log(dir.path(), &row).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("log.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], LOG_HEADER);
+        assert_eq!(lines[1], "1,l1,0,0.1,0,0,0.1,20,5,60");
+        assert!(
+            lines[2].starts_with("2,gan,") && lines[2].ends_with(",0.00000,2.50000"),
+            "{}",
+            lines[2]
+        );
     }
 
     #[test]
