@@ -83,7 +83,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = Arch::Unet256)]
     pub arch: Arch,
     /// effnet-unet only: classify colour over a K x K grid of ab bins (cross-entropy, decoded
-    /// with the annealed mean) instead of regressing it. K odd, 3 to 31; 13 is a good choice.
+    /// with the annealed mean) instead of regressing it. K odd, 3 to 31, e.g. 13.
     #[arg(long, value_name = "K")]
     pub ab_bins: Option<usize>,
     /// With --ab-bins: the annealed-mean temperature stored with the model (colorize

@@ -154,24 +154,21 @@ fn lab_to_linear_in_gamut(lab: [f32; 3]) -> [f32; 3] {
         return [lab_to_xyz(lab)[1].clamp(0.0, 1.0); 3];
     }
     let lin = lab_to_linear(lab);
-    let lin = if in_gamut(lin) {
-        lin
-    } else {
-        let s = gamut_scale(lab, lin);
-        lab_to_linear([lab[0], lab[1] * s, lab[2] * s])
-    };
+    let lin = if in_gamut(lin) { lin } else { gamut_scale(lab, lin).1 };
     lin.map(|v| v.clamp(0.0, 1.0))
 }
 
 /// For an out-of-gamut `lab` (`lin` is its linear sRGB), the largest chroma scale `s` in
-/// [0, 1) whose colour `(L, s a, s b)` is in gamut, to [`GAMUT_SCALE_TOL`]. Found by false
-/// position with the Illinois modification on the gamut excess (continuous in `s`, negative at
-/// `s = 0`, where the colour is the gray of that L), keeping a bracket whose lower end is
-/// always in gamut: fewer evaluations than a bisection, which needs 10 steps for this precision.
-fn gamut_scale(lab: [f32; 3], lin: [f32; 3]) -> f32 {
+/// [0, 1) whose colour `(L, s a, s b)` is in gamut, to [`GAMUT_SCALE_TOL`], and that colour's
+/// linear sRGB. Found by false position with the Illinois modification on the gamut excess
+/// (continuous in `s`, negative at `s = 0`, where the colour is the gray of that L), keeping a
+/// bracket whose lower end is always in gamut (a bisection needs 10 steps for this precision;
+/// the loop stops after 16).
+fn gamut_scale(lab: [f32; 3], lin: [f32; 3]) -> (f32, [f32; 3]) {
     let at = |s: f32| lab_to_linear([lab[0], lab[1] * s, lab[2] * s]);
     let (mut lo, mut hi) = (0.0f32, 1.0f32);
-    let (mut f_lo, mut f_hi) = (gamut_excess(at(0.0)), gamut_excess(lin));
+    let mut lin_lo = at(0.0);
+    let (mut f_lo, mut f_hi) = (gamut_excess(lin_lo), gamut_excess(lin));
     let mut last_side = 0i8;
     for _ in 0..16 {
         if hi - lo <= GAMUT_SCALE_TOL {
@@ -186,9 +183,10 @@ fn gamut_scale(lab: [f32; 3], lin: [f32; 3]) -> f32 {
         if !(s > lo && s < hi) {
             s = 0.5 * (lo + hi);
         }
-        let f = gamut_excess(at(s));
+        let lin_s = at(s);
+        let f = gamut_excess(lin_s);
         if f <= 0.0 {
-            (lo, f_lo) = (s, f);
+            (lo, f_lo, lin_lo) = (s, f, lin_s);
             if last_side == -1 {
                 f_hi *= 0.5;
             }
@@ -201,7 +199,7 @@ fn gamut_scale(lab: [f32; 3], lin: [f32; 3]) -> f32 {
             last_side = 1;
         }
     }
-    lo
+    (lo, lin_lo)
 }
 
 /// L*a*b* -> sRGB in [0, 1], out-of-gamut colours mapped at constant L (see
@@ -544,7 +542,7 @@ mod tests {
                         continue;
                     }
                     mapped += 1;
-                    let s = gamut_scale(lab, lab_to_linear(lab));
+                    let s = gamut_scale(lab, lab_to_linear(lab)).0;
                     assert!(in_gamut(lab_to_linear([l, lab[1] * s, lab[2] * s])), "{lab:?}");
                     let more = s + 3e-3;
                     assert!(

@@ -68,14 +68,21 @@ fn mean_abs_dl(a: &DynamicImage, b: &DynamicImage) -> f32 {
 
 /// `tinct colorize INPUT -o OUT --model MODEL`.
 fn colorize(input: &Path, out: &Path, model: &Path) -> Output {
-    tinct(&[
+    colorize_with(input, out, model, &[])
+}
+
+/// `tinct colorize INPUT -o OUT --model MODEL EXTRA...`.
+fn colorize_with(input: &Path, out: &Path, model: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
         "colorize",
         input.to_str().unwrap(),
         "-o",
         out.to_str().unwrap(),
         "--model",
         model.to_str().unwrap(),
-    ])
+    ];
+    args.extend(extra);
+    tinct(&args)
 }
 
 #[test]
@@ -923,16 +930,7 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
     let out = tmp.path().join("out.png");
     let model = run.to_str().unwrap();
     for knobs in [&[][..], &["--temperature", "0.2", "--rebalance", "1"][..]] {
-        let mut args = vec![
-            "colorize",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--model",
-            model,
-        ];
-        args.extend(knobs);
-        let o = tinct(&args);
+        let o = colorize_with(&input, &out, &run, knobs);
         assert!(o.status.success(), "{knobs:?}: {}", stderr(&o));
         let img = image::open(&out).unwrap();
         assert_eq!((img.width(), img.height()), (64, 64));
@@ -947,14 +945,53 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("regresses it"), "{}", stderr(&o));
+    // Side by side in eval, the knobs go to the models that have them.
+    let ev = tmp.path().join("ev");
+    let data_s = data.to_str().unwrap();
+    let o = tinct(&[
+        "eval",
+        "--model",
+        "photo",
+        "--model",
+        model,
+        "--temperature",
+        "0.3",
+        data_s,
+        "-o",
+        ev.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names = method_names(&read_report(&ev)).join(" ");
+    assert!(
+        names.contains("gan:photo") && names.contains("gan:bins+T0.3"),
+        "{names}"
+    );
+    let o = tinct(&[
+        "eval",
+        "--model",
+        "photo",
+        "--model",
+        "drawn",
+        "--temperature",
+        "0.3",
+        data_s,
+        "-o",
+        ev.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("none of the models"), "{}", stderr(&o));
     let o = tinct(&[
         "train",
         "--data",
-        data.to_str().unwrap(),
+        data_s,
         "--out",
         run.to_str().unwrap(),
+        "--arch",
+        "effnet-unet",
         "--ab-bins",
         "4",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("must be odd"), "{}", stderr(&o));
 }

@@ -662,8 +662,18 @@ impl EffUnet {
     /// `l`: `[B, 1, H, W]` in [-1, 1], H and W multiples of 32. Returns ab `[B, 2, H, W]` in
     /// [-1, 1] (for a classifying head, the annealed mean of its bins).
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
+        self.forward_with_logits(l).0
+    }
+
+    /// [`Self::forward`], and for a classifying head its bin logits (what the training loss
+    /// needs).
+    pub fn forward_with_logits(&self, l: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
         let z = self.forward_head(l);
-        if self.ab_bins > 0 { self.decode(z) } else { tanh(z) }
+        if self.ab_bins > 0 {
+            (self.decode(z.clone()), Some(z))
+        } else {
+            (tanh(z), None)
+        }
     }
 
     /// Bin logits -> ab: the annealed mean, after the rebalancing offsets if any.

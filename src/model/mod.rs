@@ -178,10 +178,9 @@ impl Generator {
     /// number of bins per axis (what the training loss needs).
     pub fn forward_with_logits(&self, l: Tensor<4>) -> (Tensor<4>, Option<(Tensor<4>, usize)>) {
         match self {
-            Generator::EffUnet(g) if g.ab_bins() > 0 => {
-                let z = g.forward_head(l);
-                let ab = g.decode(z.clone());
-                (ab, Some((z, g.ab_bins())))
+            Generator::EffUnet(g) => {
+                let (ab, z) = g.forward_with_logits(l);
+                (ab, z.map(|z| (z, g.ab_bins())))
             }
             _ => (self.forward(l), None),
         }

@@ -517,26 +517,10 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
         && e.ab_log_weights.is_empty()
     {
         // Class rebalancing for the decoding: the prior of the training colours over the bins.
-        let k = e.ab_bins;
-        let hist = train_files
-            .par_iter()
-            .filter_map(|f| data::load_sample(f, PRIOR_SIZE, data::Augment::NONE).ok())
-            .fold(
-                || vec![0.0; k * k],
-                |mut h, s| {
-                    loss::add_ab_soft_counts(&s.ab, k, &mut h);
-                    h
-                },
-            )
-            .reduce(
-                || vec![0.0; k * k],
-                |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
-            );
+        let (hist, counted) = ab_prior(&train_files, e.ab_bins);
         e.ab_log_weights = crate::model::effnet::rebalancing_log_weights(&hist, REBALANCE_MIX);
-        say(
-            quiet,
-            format!("colour prior over {k}x{k} bins from {} images", train_files.len()),
-        );
+        let k = e.ab_bins;
+        say(quiet, format!("colour prior over {k}x{k} bins from {counted} images"));
     }
     let config = config;
     let mut trainer = Trainer::new(config.clone(), device);
@@ -806,6 +790,26 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+/// Soft counts of the training colours over `k` x `k` ab bins, from the images at
+/// [`PRIOR_SIZE`] px, and how many images were counted (those that fail to decode are left out;
+/// training reports them).
+fn ab_prior(files: &[PathBuf], k: usize) -> (Vec<f64>, usize) {
+    files
+        .par_iter()
+        .filter_map(|f| data::load_sample(f, PRIOR_SIZE, data::Augment::NONE).ok())
+        .fold(
+            || (vec![0.0; k * k], 0),
+            |(mut h, n), s| {
+                loss::add_ab_soft_counts(&s.ab, k, &mut h);
+                (h, n + 1)
+            },
+        )
+        .reduce(
+            || (vec![0.0; k * k], 0),
+            |(a, n), (b, m)| (a.iter().zip(&b).map(|(x, y)| x + y).collect(), n + m),
+        )
 }
 
 fn append_log(out: &Path, row: &EpochLog) -> Result<()> {
