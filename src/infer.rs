@@ -78,6 +78,26 @@ pub struct Colorizer {
 }
 
 impl Colorizer {
+    /// The settings that change this colorizer's output from the model's own, as a label
+    /// suffix for tables, file names and the server's `x-tinct-method` header: `+flip`,
+    /// `+sat1.1`, `+T0.2` (temperature), `+rb0.5` (rebalancing); empty when none is set.
+    pub fn settings_label(&self) -> String {
+        let mut s = String::new();
+        if self.flip_average {
+            s.push_str("+flip");
+        }
+        if self.saturation != 1.0 {
+            s.push_str(&format!("+sat{}", self.saturation));
+        }
+        if let Some(t) = self.temperature {
+            s.push_str(&format!("+T{t}"));
+        }
+        if let Some(r) = self.rebalance {
+            s.push_str(&format!("+rb{r}"));
+        }
+        s
+    }
+
     /// Loads a generator file or run directory.
     pub fn load(path: &Path, device: &Device) -> Result<Colorizer> {
         let file = if path.is_dir() {

@@ -72,17 +72,7 @@ impl Method {
     /// A short name for tables and file names.
     pub fn name(&self) -> String {
         match self {
-            Method::Gan(c) => {
-                let flip = if c.flip_average { "+flip" } else { "" };
-                let sat = if c.saturation != 1.0 {
-                    format!("+sat{}", c.saturation)
-                } else {
-                    String::new()
-                };
-                let temp = c.temperature.map(|t| format!("+T{t}")).unwrap_or_default();
-                let rebal = c.rebalance.map(|r| format!("+rb{r}")).unwrap_or_default();
-                format!("gan:{}{flip}{sat}{temp}{rebal}", model_label(&c.source))
-            }
+            Method::Gan(c) => format!("gan:{}{}", model_label(&c.source), c.settings_label()),
             Method::Reference { .. } => "reference".into(),
             Method::Hints(_) => "hints".into(),
             Method::Palette { palette, .. } => format!("palette:{}", palette.name),

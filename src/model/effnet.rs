@@ -606,14 +606,9 @@ pub struct EffUnet {
     pub encoder: Encoder,
     up: Vec<UpBlock>,
     head: Conv2d,
-    /// Bins per ab axis of a classifying head (0: the head regresses ab).
-    ab_bins: usize,
-    /// Annealed-mean temperature of a classifying head.
-    temperature: f64,
-    /// Rebalancing weights (logs) of the bins and how much of them the decoding applies (see
-    /// [`EffUnetConfig::rebalance`]).
-    log_weights: Vec<f32>,
-    rebalance: f64,
+    /// What the head is (regression or bins) and how bins are decoded; not weights.
+    #[module(skip)]
+    config: EffUnetConfig,
 }
 
 impl EffUnetConfig {
@@ -632,10 +627,7 @@ impl EffUnetConfig {
             encoder: Encoder::new(device),
             up,
             head: normal_init(Conv2dConfig::new([d[4], self.head_channels()], [1, 1]), device),
-            ab_bins: self.ab_bins,
-            temperature: self.temperature,
-            log_weights: self.ab_log_weights.clone(),
-            rebalance: self.rebalance,
+            config: self.clone(),
         }
     }
 }
@@ -669,7 +661,7 @@ impl EffUnet {
     /// needs).
     pub fn forward_with_logits(&self, l: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
         let z = self.forward_head(l);
-        if self.ab_bins > 0 {
+        if self.config.ab_bins > 0 {
             (self.decode(z.clone()), Some(z))
         } else {
             (tanh(z), None)
@@ -678,24 +670,26 @@ impl EffUnet {
 
     /// Bin logits -> ab: the annealed mean, after the rebalancing offsets if any.
     pub fn decode(&self, z: Tensor<4>) -> Tensor<4> {
-        let q = self.ab_bins * self.ab_bins;
-        let offsets = (self.rebalance != 0.0 && self.log_weights.len() == q).then(|| {
-            let o: Vec<f32> = self.log_weights.iter().map(|w| w * self.rebalance as f32).collect();
+        let c = &self.config;
+        let q = c.ab_bins * c.ab_bins;
+        let offsets = (c.rebalance != 0.0 && c.ab_log_weights.len() == q).then(|| {
+            let o: Vec<f32> = c.ab_log_weights.iter().map(|w| w * c.rebalance as f32).collect();
             Tensor::from_data(TensorData::new(o, [q]), &z.device())
         });
-        annealed_mean_rebalanced(z, self.ab_bins, self.temperature, offsets)
+        annealed_mean_rebalanced(z, c.ab_bins, c.temperature, offsets)
     }
 
     /// Bins per ab axis of a classifying head; 0 for a regressing one.
     pub fn ab_bins(&self) -> usize {
-        self.ab_bins
+        self.config.ab_bins
     }
 
     /// Changes the decoding of a classifying head: the annealed-mean temperature and the share
     /// of rebalancing (inference only; see [`EffUnetConfig`]). `None` keeps the current value.
     pub fn with_decoding(mut self, temperature: Option<f64>, rebalance: Option<f64>) -> EffUnet {
-        self.temperature = temperature.unwrap_or(self.temperature);
-        self.rebalance = rebalance.unwrap_or(self.rebalance);
+        let c = &mut self.config;
+        c.temperature = temperature.unwrap_or(c.temperature);
+        c.rebalance = rebalance.unwrap_or(c.rebalance);
         self
     }
 

@@ -360,10 +360,8 @@ fn process(app: &App, o: &Options, image: &[u8], reference: Option<&[u8]>) -> Re
                 .and_then(|c| c.with_decoding(o.temperature, o.rebalance))
                 .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
             let out = colorizer.colorize_image(&img);
-            (
-                out,
-                format!("gan:{}", o.model.as_deref().unwrap_or(app.registry.default_name())),
-            )
+            let name = o.model.as_deref().unwrap_or(app.registry.default_name());
+            (out, format!("gan:{name}{}", colorizer.settings_label()))
         }
         kind => {
             let method = classic_method(kind, o, reference, app.limits.max_pixels)?;

@@ -133,14 +133,21 @@ async fn a_valid_image_comes_back_coloured_at_its_size() {
     assert_eq!(out.dimensions(), (45, 30));
 
     // Query options, other formats, a working size.
-    for (q, ct, fmt) in [
-        ("format=jpg&size=64&fit=pad", "image/jpeg", ImageFormat::Jpeg),
-        ("format=webp&model=tiny", "image/webp", ImageFormat::WebP),
-        ("saturation=1.5", "image/png", ImageFormat::Png),
+    // The method header names the settings that changed the model's output.
+    for (q, ct, fmt, label) in [
+        (
+            "format=jpg&size=64&fit=pad",
+            "image/jpeg",
+            ImageFormat::Jpeg,
+            "gan:tiny",
+        ),
+        ("format=webp&model=tiny", "image/webp", ImageFormat::WebP, "gan:tiny"),
+        ("saturation=1.5", "image/png", ImageFormat::Png, "gan:tiny+sat1.5"),
     ] {
         let (status, headers, body) = send(&app, post_raw(&format!("/api/colorize?{q}"), input.clone())).await;
         assert_eq!(status, StatusCode::OK, "{q}: {}", String::from_utf8_lossy(&body));
         assert_eq!(headers.get(header::CONTENT_TYPE).unwrap(), ct);
+        assert_eq!(headers.get("x-tinct-method").unwrap(), label, "{q}");
         assert_eq!(
             image::load_from_memory_with_format(&body, fmt).unwrap().dimensions(),
             (45, 30)
