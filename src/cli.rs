@@ -90,6 +90,10 @@ pub struct TrainArgs {
     /// --temperature overrides it) [default: 0.38].
     #[arg(long)]
     pub temperature: Option<f64>,
+    /// With --ab-bins: weight each pixel's cross-entropy by the rarity of its true colour
+    /// (Zhang et al.'s class rebalancing, from the training colours' prior).
+    #[arg(long)]
+    pub loss_rebalance: bool,
     /// Training image size (square); the U-Net depth follows it (8 levels at 256)
     /// [default: 256; with --resume, the run's own: a new size continues at that resolution].
     #[arg(long)]
@@ -427,6 +431,9 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
                 "--temperature needs --ab-bins: it is set with a new run's head (colorize --temperature changes it later)"
             )
         }
+        (None, _) if a.loss_rebalance => {
+            anyhow::bail!("--loss-rebalance needs --ab-bins: it is set with a new run's head")
+        }
         (None, _) => {}
         (Some(_), _) if a.resume => anyhow::bail!("--ab-bins: a resumed run keeps its own head"),
         (Some(_), None) => anyhow::bail!("--ab-bins needs --arch effnet-unet"),
@@ -476,7 +483,8 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         .with_augment(!a.no_flip)
         .with_val_limit(a.val_limit)
         .with_checkpoint_minutes(a.checkpoint_minutes)
-        .with_keep_generators(a.keep_generators);
+        .with_keep_generators(a.keep_generators)
+        .with_loss_rebalance(a.loss_rebalance);
     schedule.apply(&mut config);
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(

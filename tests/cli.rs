@@ -900,6 +900,7 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
         "5",
         "--temperature",
         "0.5",
+        "--loss-rebalance",
         "--init-from",
         "photo",
         "--size",
@@ -924,6 +925,9 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
     assert_eq!(cfg["effnet"]["ab_bins"], 5);
     assert_eq!(cfg["effnet"]["temperature"], 0.5);
     assert_eq!(cfg["effnet"]["ab_log_weights"].as_array().unwrap().len(), 25);
+    let run_cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(run_cfg["config"]["loss_rebalance"], true);
 
     let input = tmp.path().join("in.png");
     synthetic(64, 64, 5).save(&input).unwrap();
@@ -994,4 +998,18 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("must be odd"), "{}", stderr(&o));
+    let o = tinct(&[
+        "train",
+        "--data",
+        data_s,
+        "--out",
+        run.to_str().unwrap(),
+        "--loss-rebalance",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--loss-rebalance needs --ab-bins"),
+        "{}",
+        stderr(&o)
+    );
 }

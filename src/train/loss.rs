@@ -56,7 +56,12 @@ pub fn chroma_match(pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
 /// `-mean over pixels of sum_corners w * log softmax(z)[corner]` (Zhang et al. 2016 use a
 /// Gaussian over five neighbours; the bilinear form is exact for a grid and needs no tensor
 /// of all K*K targets).
-pub fn ab_cross_entropy(logits: Tensor<4>, target: Tensor<4>, k: usize) -> Tensor<1> {
+///
+/// With `class_weights` (`[K*K]`, one per bin), each pixel's term is multiplied by the weight
+/// of its true colour, interpolated over the same four bins: Zhang et al.'s class rebalancing
+/// inside the loss, which makes rare (saturated) colours count more than the common greyish
+/// ones.
+pub fn ab_cross_entropy(logits: Tensor<4>, target: Tensor<4>, k: usize, class_weights: Option<Tensor<1>>) -> Tensor<1> {
     let top = (k - 1) as f32;
     let t = target.detach().clamp(-1.0, 1.0).add_scalar(1.0).mul_scalar(top / 2.0);
     let i0 = t.clone().floor().clamp(0.0, top - 1.0);
@@ -82,8 +87,16 @@ pub fn ab_cross_entropy(logits: Tensor<4>, target: Tensor<4>, k: usize) -> Tenso
         vec![ga.clone() * gb.clone(), fa.clone() * gb, ga * fb.clone(), fa * fb],
         1,
     );
-    let picked = log_softmax(logits, 1).gather(1, idx);
-    (picked * weights).sum_dim(1).mean().neg()
+    let per_pixel = (log_softmax(logits, 1).gather(1, idx.clone()) * weights.clone()).sum_dim(1);
+    let per_pixel = match class_weights {
+        Some(w) => {
+            let dims = idx.dims();
+            let of_corners = w.select(0, idx.flatten::<1>(0, 3)).reshape(dims);
+            per_pixel * (of_corners * weights).sum_dim(1)
+        }
+        None => per_pixel,
+    };
+    per_pixel.mean().neg()
 }
 
 /// Adds the soft (bilinear, as in [`ab_cross_entropy`]) counts of one image's ab planes (`a`
@@ -172,14 +185,14 @@ mod tests {
         let k = 5; // centres -1, -0.5, 0, 0.5, 1 on each axis
         let target = Tensor::<4>::from_floats([[[[0.25]], [[-0.5]]]], &device);
         let uniform = Tensor::<4>::zeros([1, k * k, 1, 1], &device);
-        assert!((scalar(ab_cross_entropy(uniform, target.clone(), k)) - 25f32.ln()).abs() < 1e-5);
+        assert!((scalar(ab_cross_entropy(uniform, target.clone(), k, None)) - 25f32.ln()).abs() < 1e-5);
         // a = 0.25 lies halfway between bins i = 2 and 3; b = -0.5 is exactly bin j = 1.
         let mut q = vec![1e-12f32; k * k];
         q[2 * k + 1] = 0.5;
         q[3 * k + 1] = 0.5;
         let z: Vec<f32> = q.iter().map(|v| v.ln()).collect();
         let z = Tensor::<4>::from_data(TensorData::new(z, [1, k * k, 1, 1]), &device).require_grad();
-        let ce = ab_cross_entropy(z.clone(), target.clone(), k);
+        let ce = ab_cross_entropy(z.clone(), target.clone(), k, None);
         assert!((scalar(ce.clone()) - 2f32.ln()).abs() < 1e-4, "entropy of (1/2, 1/2)");
         let g = Tensor::<4>::from_inner(z.grad(&ce.backward()).unwrap());
         let gmax: f32 = g.abs().max().into_scalar();
@@ -187,6 +200,27 @@ mod tests {
         let ab = crate::model::effnet::annealed_mean(z.inner(), k, 1.0);
         let ab = ab.into_data().try_to_vec::<f32>().unwrap();
         assert!((ab[0] - 0.25).abs() < 1e-5 && (ab[1] + 0.5).abs() < 1e-5, "{ab:?}");
+    }
+
+    /// Class weights scale each pixel's term by its colour's weight, interpolated like the soft
+    /// encoding: with uniform logits every pixel's cross-entropy is ln 25, so the loss is
+    /// ln 25 times the mean of the pixels' interpolated weights.
+    #[test]
+    fn class_weights_scale_each_pixel_by_its_colour() {
+        let device = Device::flex();
+        let k = 5;
+        // Pixel 0: (0.25, -0.5), halfway between bins (2, 1) and (3, 1); pixel 1: (1, 1), bin 24.
+        let target = Tensor::<4>::from_floats([[[[0.25, 1.0]], [[-0.5, 1.0]]]], &device);
+        let mut w = vec![1.0f32; k * k];
+        w[2 * k + 1] = 2.0;
+        w[3 * k + 1] = 4.0;
+        w[24] = 0.5;
+        let w = Tensor::<1>::from_data(TensorData::new(w, [k * k]), &device);
+        let uniform = Tensor::<4>::zeros([1, k * k, 1, 2], &device);
+        let ce = scalar(ab_cross_entropy(uniform, target, k, Some(w)));
+        // Pixel 0 weighs 0.5 * 2 + 0.5 * 4 = 3, pixel 1 weighs 0.5.
+        let want = 25f32.ln() * (3.0 + 0.5) / 2.0;
+        assert!((ce - want).abs() < 1e-4, "{ce} vs {want}");
     }
 
     #[test]

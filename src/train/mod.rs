@@ -98,6 +98,12 @@ pub struct TrainConfig {
     /// greying pull of L1 on colours the network is unsure of (0: off).
     #[config(default = 0.0)]
     pub chroma_weight: f32,
+    /// For a head that classifies colour over bins: weight each pixel's cross-entropy by the
+    /// rarity of its true colour (Zhang, Isola and Efros's class rebalancing, from the prior
+    /// of the training colours), so that rare saturated colours count more than the common
+    /// greyish ones.
+    #[config(default = false)]
+    pub loss_rebalance: bool,
 }
 
 impl TrainConfig {
@@ -306,6 +312,17 @@ impl Trainer {
         (w > 0.0).then(|| l1(fake.clone(), self.mirror_view(l)).mul_scalar(w))
     }
 
+    /// The bins' rebalancing weights for the loss (`loss_rebalance`), from the colour prior
+    /// stored in the generator's config; `None` when off.
+    fn class_weights(&self) -> Option<Tensor<1>> {
+        let e = self.config.generator.effnet.as_ref()?;
+        (self.config.loss_rebalance && !e.ab_log_weights.is_empty()).then(|| {
+            let w: Vec<f32> = e.ab_log_weights.iter().map(|v| v.exp()).collect();
+            let n = w.len();
+            Tensor::from_data(TensorData::new(w, [n]), &self.device)
+        })
+    }
+
     /// `chroma_weight * chroma_match(fake, truth)`, or nothing when the term is off.
     fn chroma_term(&self, fake: &Tensor<4>, ab: &Tensor<4>) -> Option<Tensor<1>> {
         let w = self.config.chroma_weight;
@@ -320,12 +337,13 @@ impl Trainer {
         // The reconstruction term of eq. (20): L1 on ab, or for a head that classifies ab over
         // bins, the cross-entropy against the soft-encoded truth (the L1 is still reported).
         // Returns the term, and the L1 and cross-entropy values to report.
+        let class_weights = self.class_weights();
         let reconstruction = |fake: &Tensor<4>| -> (Tensor<1>, f32, f32) {
             let l1_value = l1(fake.clone(), batch.ab.clone());
             let g_l1 = l1_value.clone().into_scalar::<f32>();
             match &logits {
                 Some((z, k)) => {
-                    let ce = ab_cross_entropy(z.clone(), batch.ab.clone(), *k);
+                    let ce = ab_cross_entropy(z.clone(), batch.ab.clone(), *k, class_weights.clone());
                     let g_ce = ce.clone().into_scalar::<f32>();
                     (ce, g_l1, g_ce)
                 }

@@ -163,9 +163,11 @@ def annealed_mean(z, k, temperature, offsets=None):
         return torch.einsum("cq,bqn->bcn", ab_bin_centres(k, z.device), p).reshape(b, 2, h, w)
 
 
-def ab_cross_entropy(z, target, k):
+def ab_cross_entropy(z, target, k, weights=None):
     """tinct's `train::loss::ab_cross_entropy`: bilinear soft encoding over the 4 bins around
-    each true colour."""
+    each true colour. With `weights` (`[k*k]`, one per bin), each pixel's term is scaled by the
+    weight of its true colour, interpolated over the same 4 bins: Zhang, Isola and Efros's class
+    rebalancing inside the loss."""
     top = k - 1
     t = (target.detach().clamp(-1, 1) + 1) * (top / 2)
     i0 = t.floor().clamp(0, top - 1)
@@ -175,7 +177,10 @@ def ab_cross_entropy(z, target, k):
     idx = torch.cat([base, base + k, base + 1, base + k + 1], 1).round().long()
     wts = torch.cat([(1 - fa) * (1 - fb), fa * (1 - fb), (1 - fa) * fb, fa * fb], 1)
     logp = torch.log_softmax(z.float(), 1).gather(1, idx)
-    return -(logp * wts).sum(1).mean()
+    ce = -(logp * wts).sum(1)
+    if weights is not None:
+        ce = ce * (weights.to(z.device)[idx] * wts).sum(1)
+    return ce.mean()
 
 
 def check_head(ab_bins, temperature, rebalance=0.0):
@@ -300,18 +305,22 @@ def load_imagenet_encoder(g, path):
     load_into(g.encoder, enc, path)
 
 
-def generator_config(size, ab_bins=0, temperature=0.38):
+def generator_config(size, ab_bins=0, temperature=0.38, log_weights=()):
+    """tinct's generator config; `log_weights` are the bins' rebalancing weights (kept for
+    `--rebalance` when decoding; rebalancing stays off by default)."""
+    effnet = {"decoder": [128, 64, 48, 32, 16], "ab_bins": ab_bins, "temperature": temperature}
+    if log_weights:
+        effnet.update({"ab_log_weights": list(log_weights), "rebalance": 0.0})
     return {"unet": {"in_channels": 1, "out_channels": 2, "ngf": 64, "depth": 8, "dropout": 0.5},
-            "effnet": {"decoder": [128, 64, 48, 32, 16], "ab_bins": ab_bins, "temperature": temperature},
-            "arch": "effnet-unet", "size": size}
+            "effnet": effnet, "arch": "effnet-unet", "size": size}
 
 
-def save_generator(state, path, size, half, ab_bins=0, temperature=0.38):
+def save_generator(state, path, size, half, ab_bins=0, temperature=0.38, log_weights=()):
     """A tinct generator file: tensors named as Burn names them, config embedded (tinct reads
     it from the metadata, so no `.json` is written beside it)."""
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
                for k, v in to_tinct(state, GEN_PREFIX).items()}
-    cfg = json.dumps(generator_config(size, ab_bins, temperature), indent=2)
+    cfg = json.dumps(generator_config(size, ab_bins, temperature, log_weights), indent=2)
     tmp = path + ".tmp"
     save_file(tensors, tmp, metadata={"tinct.generator": cfg})
     os.replace(tmp, path)
@@ -432,6 +441,7 @@ class Trainer:
         self.ema = {k: v.detach().clone().float() for k, v in g.state_dict().items()
                     if v.is_floating_point()}
         self.ema_updates = 0
+        self.class_weights = None
 
     def update_ema(self):
         decay = min(self.args.ema_decay, (1.0 + self.ema_updates) / (10.0 + self.ema_updates))
@@ -450,7 +460,7 @@ class Trainer:
 
         def reconstruction():
             l1 = (fake - ab).abs().mean()
-            rec = ab_cross_entropy(z, ab, self.g.ab_bins) if z is not None else l1
+            rec = ab_cross_entropy(z, ab, self.g.ab_bins, self.class_weights) if z is not None else l1
             return rec, l1
 
         if not adversarial:
@@ -553,6 +563,17 @@ def train(args, device):
     g.train()
     d.train()
     t = Trainer(g, d, args)
+    log_weights = []
+    if args.loss_rebalance:
+        if not args.ab_bins:
+            sys.exit("--loss-rebalance needs --ab-bins")
+        small = F.interpolate(images.float() / 255.0, size=(64, 64), mode="area")
+        _, ab_small = rgb_to_lab(small.cpu())
+        lw = rebalancing_log_weights(ab_soft_histogram(ab_small / AB_SCALE, args.ab_bins))
+        log_weights = [float(v) for v in lw]
+        t.class_weights = lw.exp().float()
+        print(f"[{args.name}] class rebalancing in the loss: weights "
+              f"{float(t.class_weights.min()):.3f}..{float(t.class_weights.max()):.1f}", flush=True)
     batches = Batches(images, args.size, args.batch, args.crop_min, torch.Generator().manual_seed(args.seed))
     os.makedirs(args.out, exist_ok=True)
     snaps = sorted(float(s) for s in args.snapshots.split(",")) if args.snapshots else []
@@ -564,7 +585,8 @@ def train(args, device):
         while snaps and elapsed >= snaps[0]:
             s = snaps.pop(0)
             path = os.path.join(args.out, f"{args.name}-{int(s):04d}s.safetensors")
-            save_generator(t.ema, path, args.gen_size, args.half, args.ab_bins, args.temperature)
+            save_generator(t.ema, path, args.gen_size, args.half, args.ab_bins, args.temperature,
+                           log_weights)
             print(f"[{args.name}] {elapsed:.0f} s: saved {path} (step {steps}, "
                   f"{seen / images.shape[0]:.1f} epochs)", flush=True)
         if elapsed >= args.seconds:
@@ -586,7 +608,7 @@ def train(args, device):
                   flush=True)
             sums, window = {}, 0
     save_generator(t.ema, os.path.join(args.out, f"{args.name}-final.safetensors"), args.gen_size, args.half,
-                   args.ab_bins, args.temperature)
+                   args.ab_bins, args.temperature, log_weights)
     print(f"[{args.name}] done: {seen} images in {time.perf_counter() - start:.0f} s", flush=True)
 
 
@@ -674,6 +696,8 @@ def main():
     p.add_argument("--ab-bins", type=int, default=0,
                    help="classify ab over a K x K grid (annealed-mean decoding); 0 regresses ab")
     p.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature")
+    p.add_argument("--loss-rebalance", action="store_true",
+                   help="weight the cross-entropy by the rarity of each true colour (Zhang et al.)")
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--crop-min", type=float, default=0.6)
     p.add_argument("--seconds", type=float, default=60.0)
