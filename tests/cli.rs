@@ -71,6 +71,13 @@ fn colorize(input: &Path, out: &Path, model: &Path) -> Output {
     colorize_with(input, out, model, &[])
 }
 
+/// Runs `tinct ARGS...`, expecting it refused (exit 2) with a message containing `says`.
+fn assert_refused(args: &[&str], says: &str) {
+    let o = tinct(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+}
+
 /// `tinct colorize INPUT -o OUT --model MODEL EXTRA...`.
 fn colorize_with(input: &Path, out: &Path, model: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
@@ -939,16 +946,11 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
         let img = image::open(&out).unwrap();
         assert_eq!((img.width(), img.height()), (64, 64));
     }
-    let o = tinct(&[
-        "colorize",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--temperature",
-        "0.2",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("regresses it"), "{}", stderr(&o));
+    let (input_s, out_s) = (input.to_str().unwrap(), out.to_str().unwrap());
+    assert_refused(
+        &["colorize", input_s, "-o", out_s, "--temperature", "0.2"],
+        "regresses it",
+    );
     // Side by side in eval, the knobs go to the models that have them.
     let ev = tmp.path().join("ev");
     let data_s = data.to_str().unwrap();
@@ -971,7 +973,8 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
         names.contains("gan:photo") && names.contains("gan:bins+T0.3"),
         "{names}"
     );
-    let o = tinct(&[
+    let ev_s = ev.to_str().unwrap();
+    let eval_two = [
         "eval",
         "--model",
         "photo",
@@ -981,35 +984,16 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
         "0.3",
         data_s,
         "-o",
-        ev.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("none of the models"), "{}", stderr(&o));
-    let o = tinct(&[
-        "train",
-        "--data",
-        data_s,
-        "--out",
-        run.to_str().unwrap(),
-        "--arch",
-        "effnet-unet",
-        "--ab-bins",
-        "4",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("must be odd"), "{}", stderr(&o));
-    let o = tinct(&[
-        "train",
-        "--data",
-        data_s,
-        "--out",
-        run.to_str().unwrap(),
-        "--loss-rebalance",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("--loss-rebalance needs --ab-bins"),
-        "{}",
-        stderr(&o)
+        ev_s,
+    ];
+    assert_refused(&eval_two, "none of the models");
+    let train = ["train", "--data", data_s, "--out", run.to_str().unwrap()];
+    assert_refused(
+        &[&train[..], &["--arch", "effnet-unet", "--ab-bins", "4"]].concat(),
+        "must be odd",
+    );
+    assert_refused(
+        &[&train[..], &["--loss-rebalance"]].concat(),
+        "--loss-rebalance needs --ab-bins",
     );
 }

@@ -250,6 +250,9 @@ pub struct Trainer {
     /// Updates of the moving average since it started (for its warm-up).
     pub ema_updates: u64,
     pub device: Device,
+    /// The bins' rebalancing weights for the loss (`loss_rebalance`), made once from the colour
+    /// prior in the generator's config; `None` when off.
+    class_weights: Option<Tensor<1>>,
 }
 
 /// Parameter-id bases so that optimiser state survives a save and reload.
@@ -263,7 +266,15 @@ impl Trainer {
         let g = renumber_params(config.generator.init(&device), G_ID_BASE);
         let d = renumber_params(config.discriminator.init(&device), D_ID_BASE);
         let g_ema = (config.ema_decay > 0.0).then(|| g.valid());
+        let class_weights = config.generator.effnet.as_ref().and_then(|e| {
+            (config.loss_rebalance && !e.ab_log_weights.is_empty()).then(|| {
+                let w: Vec<f32> = e.ab_log_weights.iter().map(|v| v.exp()).collect();
+                let n = w.len();
+                Tensor::from_data(TensorData::new(w, [n]), &device)
+            })
+        });
         Trainer {
+            class_weights,
             opt_g: config.adam(),
             opt_d: config.adam(),
             g,
@@ -312,17 +323,6 @@ impl Trainer {
         (w > 0.0).then(|| l1(fake.clone(), self.mirror_view(l)).mul_scalar(w))
     }
 
-    /// The bins' rebalancing weights for the loss (`loss_rebalance`), from the colour prior
-    /// stored in the generator's config; `None` when off.
-    fn class_weights(&self) -> Option<Tensor<1>> {
-        let e = self.config.generator.effnet.as_ref()?;
-        (self.config.loss_rebalance && !e.ab_log_weights.is_empty()).then(|| {
-            let w: Vec<f32> = e.ab_log_weights.iter().map(|v| v.exp()).collect();
-            let n = w.len();
-            Tensor::from_data(TensorData::new(w, [n]), &self.device)
-        })
-    }
-
     /// `chroma_weight * chroma_match(fake, truth)`, or nothing when the term is off.
     fn chroma_term(&self, fake: &Tensor<4>, ab: &Tensor<4>) -> Option<Tensor<1>> {
         let w = self.config.chroma_weight;
@@ -337,7 +337,7 @@ impl Trainer {
         // The reconstruction term of eq. (20): L1 on ab, or for a head that classifies ab over
         // bins, the cross-entropy against the soft-encoded truth (the L1 is still reported).
         // Returns the term, and the L1 and cross-entropy values to report.
-        let class_weights = self.class_weights();
+        let class_weights = self.class_weights.clone();
         let reconstruction = |fake: &Tensor<4>| -> (Tensor<1>, f32, f32) {
             let l1_value = l1(fake.clone(), batch.ab.clone());
             let g_l1 = l1_value.clone().into_scalar::<f32>();

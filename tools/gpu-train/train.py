@@ -567,9 +567,8 @@ def train(args, device):
     if args.loss_rebalance:
         if not args.ab_bins:
             sys.exit("--loss-rebalance needs --ab-bins")
-        small = F.interpolate(images.float() / 255.0, size=(64, 64), mode="area")
-        _, ab_small = rgb_to_lab(small.cpu())
-        lw = rebalancing_log_weights(ab_soft_histogram(ab_small / AB_SCALE, args.ab_bins))
+        small = F.interpolate(images.float() / 255.0, size=(64, 64), mode="area").cpu()
+        lw = prior_log_weights(small, args.ab_bins)
         log_weights = [float(v) for v in lw]
         t.class_weights = lw.exp().float()
         print(f"[{args.name}] class rebalancing in the loss: weights "
@@ -634,6 +633,13 @@ def rebalancing_log_weights(hist, mix=0.5):
     return (w / (p * w).sum()).log()
 
 
+def prior_log_weights(rgb, k):
+    """Rebalancing weights (logs) of the k x k bins from the colours of `rgb` (`[N, 3, H, W]`,
+    sRGB in [0, 1]; tinct counts its prior at 64 px)."""
+    _, ab = rgb_to_lab(rgb)
+    return rebalancing_log_weights(ab_soft_histogram(ab / AB_SCALE, k))
+
+
 def set_prior(args):
     """Writes a copy of a classifying model with its bins' rebalancing weights (from the prior
     of the training colours at 64 px: the same files it was trained on) and decoding defaults."""
@@ -644,8 +650,7 @@ def set_prior(args):
         cfg = json.loads(f.metadata()["tinct.generator"])
     k = cfg["effnet"]["ab_bins"]
     arr, _ = load_images(args.data, 64, args.holdout_every)
-    _, ab = rgb_to_lab(torch.from_numpy(arr).float() / 255.0)
-    lw = rebalancing_log_weights(ab_soft_histogram(ab / AB_SCALE, k))
+    lw = prior_log_weights(torch.from_numpy(arr).float() / 255.0, k)
     cfg["effnet"].update({"ab_log_weights": [float(v) for v in lw], "rebalance": args.rebalance,
                           "temperature": args.temperature})
     tensors = load_file(src)
