@@ -66,6 +66,11 @@ pub struct ExportArgs {
     /// Store the weights as 16-bit floats (half the file; widened to f32 on load).
     #[arg(long)]
     pub half: bool,
+    /// The model's own chroma gain: its prediction is always multiplied by this, and
+    /// `--saturation` at inference scales the result (calibrate it on images the model did not
+    /// train on; `tinct models` shows it).
+    #[arg(long)]
+    pub saturation: Option<f32>,
 }
 
 #[derive(Args, Debug)]
@@ -215,7 +220,8 @@ pub struct GanArgs {
     /// How the image is fitted to the network's square input.
     #[arg(long, value_enum, default_value_t = Fit::Stretch)]
     pub fit: Fit,
-    /// Colour strength: the predicted chroma is multiplied by this (1 = as predicted, 0 = gray).
+    /// Colour strength relative to the model's own: its chroma is multiplied by this (1 = the
+    /// model's colour, 0 = gray).
     #[arg(long, default_value_t = 1.0)]
     pub saturation: f32,
     /// Vividness of a model that classifies colour over bins: the annealed-mean temperature
@@ -385,7 +391,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let available = crate::zoo::available();
             for (name, desc) in crate::zoo::SHIPPED {
                 match available.iter().find(|a| a.name == *name) {
-                    Some(a) => println!("{name:<8} {desc:<32} {}", a.path.display()),
+                    Some(a) => {
+                        let gain = match crate::model::store::read_generator_config(&a.path) {
+                            Ok(c) if c.saturation() != 1.0 => format!(" (saturation {})", c.saturation()),
+                            Ok(_) => String::new(),
+                            Err(e) => format!(" (unreadable: {e:#})"),
+                        };
+                        println!("{name:<8} {desc:<32} {}{gain}", a.path.display())
+                    }
                     None => println!("{name:<8} {desc:<32} (not installed)"),
                 }
             }
@@ -397,7 +410,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 .iter()
                 .map(|m| crate::zoo::resolve_file(m))
                 .collect::<Result<Vec<_>>>()?;
-            let cfg = crate::model::store::export_generator(&srcs, &a.output, a.size, a.half)?;
+            let cfg = crate::model::store::export_generator(&srcs, &a.output, a.size, a.half, a.saturation)?;
             println!(
                 "{}: {} model{}, working size {} px, {} weights",
                 a.output.display(),

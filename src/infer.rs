@@ -64,7 +64,8 @@ pub struct Colorizer {
     /// Working size (square side, pixels).
     pub size: usize,
     pub fit: Fit,
-    /// Chroma gain applied to the prediction (1 = as predicted).
+    /// Colour strength relative to the model's own: the predicted chroma is multiplied by this
+    /// and by the model's own gain (`EffUnetConfig::saturation`); 1 keeps the model's colour.
     pub saturation: f32,
     /// Average the prediction with that of the mirrored image (test-time augmentation).
     pub flip_average: bool,
@@ -150,12 +151,10 @@ impl Colorizer {
         self
     }
 
-    /// Multiplies the predicted a and b by `gain` (more or less vivid colour; lightness is kept).
+    /// Multiplies the model's colour (its predicted a and b, times its own gain) by `gain`: more
+    /// or less vivid colour; lightness is kept.
     pub fn with_saturation(mut self, gain: f32) -> Result<Colorizer> {
-        if !gain.is_finite() || gain < 0.0 {
-            bail!("saturation {gain}: must be a number >= 0");
-        }
-        self.saturation = gain;
+        self.saturation = check_saturation(gain)?;
         Ok(self)
     }
 
@@ -273,6 +272,7 @@ impl Colorizer {
     fn merge(&self, img: &LabImage, ab: &[f32], (x0, y0, w, h): (u32, u32, u32, u32)) -> LabImage {
         let s = self.size as u32;
         let n = (s * s) as usize;
+        let gain = self.saturation * self.config.saturation();
         let up = |p: &[f32]| -> Vec<f32> {
             // The network's output is tanh-bounded to [-1, 1]: crop, upsample, then scale.
             let full = plane(s, s, p.to_vec());
@@ -286,7 +286,7 @@ impl Colorizer {
                 fr::FilterType::Bilinear,
             )
             .into_iter()
-            .map(|v| scale::ab_from_net(v) * self.saturation)
+            .map(|v| scale::ab_from_net(v) * gain)
             .collect()
         };
         let (a, b) = rayon::join(|| up(&ab[..n]), || up(&ab[n..2 * n]));
@@ -314,6 +314,14 @@ impl Colorizer {
 
 /// A colourised image in the form of its `source`: 16-bit when the source is, and with the
 /// source's alpha channel when it has one.
+/// A chroma gain must be a finite number >= 0.
+pub fn check_saturation(gain: f32) -> Result<f32> {
+    if !gain.is_finite() || gain < 0.0 {
+        bail!("saturation {gain}: must be a number >= 0");
+    }
+    Ok(gain)
+}
+
 pub fn image_like(out: &LabImage, source: &DynamicImage) -> DynamicImage {
     let rgb = if crate::imageio::is_high_bit_depth(source) {
         DynamicImage::ImageRgb16(out.to_rgb16())
@@ -570,8 +578,12 @@ mod tests {
     /// An untrained 32 px U-Net with every bias and batch-norm offset shifted, so that its
     /// output is far from gray.
     fn shifted_colorizer() -> Colorizer {
+        shifted(GeneratorConfig::unet_for_size(32, 4))
+    }
+
+    /// An untrained generator of `cfg` with every bias and batch-norm offset shifted.
+    fn shifted(cfg: GeneratorConfig) -> Colorizer {
         let device = Device::flex();
-        let cfg = GeneratorConfig::unet_for_size(32, 4);
         struct Shift;
         impl burn::module::ModuleMapper for Shift {
             fn map_float<const D: usize>(
@@ -593,7 +605,6 @@ mod tests {
         LabImage::from_rgb8(&img)
     }
 
-    /// `--saturation k` multiplies the predicted chroma by k and keeps L.
     /// The resampler keeps a constant plane constant, keeps a step edge's Catmull-Rom
     /// overshoot inside the value range, and reproduces a linear ramp under bilinear
     /// upsampling (pixel centres: output x maps to input (x + 0.5) * w / nw - 0.5).
@@ -617,6 +628,7 @@ mod tests {
         assert!((up[0] + 0.3).abs() < 1e-5 && (up[7] - 0.3).abs() < 1e-5, "{up:?}");
     }
 
+    /// `--saturation k` multiplies the predicted chroma by k and keeps L.
     #[test]
     fn saturation_scales_the_predicted_chroma() {
         let (c, lab) = (shifted_colorizer(), asymmetric_lab());
@@ -634,6 +646,27 @@ mod tests {
             .remove(0);
         assert!(gray.a.iter().chain(&gray.b).all(|v| *v == 0.0));
         assert!(shifted_colorizer().with_saturation(-1.0).is_err());
+    }
+
+    /// A model's own gain (`tinct export --saturation`) is applied by default and is not a
+    /// setting of the colouriser; `--saturation` scales the model's colour further.
+    #[test]
+    fn a_models_own_gain_applies_by_default_and_saturation_scales_it() {
+        let lab = asymmetric_lab();
+        let colour = |c: &Colorizer| c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
+        let mut own = shifted(GeneratorConfig::effnet_unet(32));
+        let plain = colour(&own);
+        own.config.effnet.as_mut().unwrap().saturation = 1.5;
+        assert_eq!(own.settings_label(), "");
+        let near = |got: &LabImage, k: f32| {
+            for (v, b) in got.a.iter().chain(&got.b).zip(plain.a.iter().chain(&plain.b)) {
+                assert!((v - k * b).abs() < 1e-3, "{v} vs {k} * {b}");
+            }
+        };
+        near(&colour(&own), 1.5);
+        let stronger = own.with_saturation(2.0).unwrap();
+        assert_eq!(stronger.settings_label(), "+sat2");
+        near(&colour(&stronger), 3.0);
     }
 
     /// With flip averaging the colouriser is mirror-symmetric: colouring the mirrored image

@@ -225,17 +225,18 @@ fn usage_and_fatal_errors_exit_2_with_one_line() {
     assert!(err.starts_with("error:") && err.trim().lines().count() == 1, "{err}");
     // A run directory is never overwritten without --force.
     let run = tiny_model(tmp.path());
-    let o = tinct(&[
-        "train",
-        "--data",
-        tmp.path().join("data").to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--size",
-        "64",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--force"));
+    assert_refused(
+        &[
+            "train",
+            "--data",
+            tmp.path().join("data").to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--size",
+            "64",
+        ],
+        "--force",
+    );
 }
 
 #[test]
@@ -458,9 +459,10 @@ fn eval_and_classic_methods_reject_bad_inputs_clearly() {
     assert!(stderr(&o).contains("500"), "{}", stderr(&o));
 
     // A method without its input is a usage error.
-    let o = tinct(&["colorize", img.to_str().unwrap(), "--method", "reference"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--reference"));
+    assert_refused(
+        &["colorize", img.to_str().unwrap(), "--method", "reference"],
+        "--reference",
+    );
 }
 
 #[test]
@@ -615,17 +617,14 @@ fn export_halves_a_model_and_init_from_fine_tunes_it() {
         .unwrap();
     assert!(max_diff <= 2, "f16 changed a channel by {max_diff}");
 
-    // A size the network cannot take is refused; a valid one is recorded.
-    let o = tinct(&[
-        "export",
-        half.to_str().unwrap(),
-        "-o",
-        half.to_str().unwrap(),
-        "--size",
-        "100",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--size 100"), "{}", stderr(&o));
+    // A size the network cannot take, or an own gain for a U-Net, is refused; a valid size is
+    // recorded.
+    let h = half.to_str().unwrap();
+    assert_refused(&["export", h, "-o", h, "--size", "100"], "--size 100");
+    assert_refused(
+        &["export", h, "-o", h, "--saturation", "1.2"],
+        "--saturation needs an effnet-unet model",
+    );
 
     // Fine-tuning from the f16 file trains; an effnet-unet run cannot start from a unet256.
     let data = tmp.path().join("data");
@@ -659,9 +658,7 @@ fn export_halves_a_model_and_init_from_fine_tunes_it() {
     let bad = tmp.path().join("bad");
     args.extend(["--out", bad.to_str().unwrap(), "--arch", "effnet-unet", "-q"]);
     args.extend(["--init-from", half.to_str().unwrap()]);
-    let o = tinct(&args);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("but this run trains effnet-unet"), "{}", stderr(&o));
+    assert_refused(&args, "but this run trains effnet-unet");
 }
 
 /// Every shipped model is listed by `tinct models`, colourises by name, and on the first 24
@@ -879,9 +876,7 @@ fn train_checks_its_settings_before_writing_a_run() {
     ] {
         let mut all = vec!["train", "--quiet", "--epochs", "1"];
         all.extend(args);
-        let o = tinct(&all);
-        assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(says), "{all:?}: {}", stderr(&o));
+        assert_refused(&all, says);
         assert!(!run.exists(), "{all:?} left a run folder");
     }
 }

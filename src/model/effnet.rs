@@ -369,6 +369,10 @@ pub struct EffUnetConfig {
     /// distribution is multiplied by `weight^beta` before the annealed mean, which favours
     /// rare (saturated) colours over the common greyish ones. 0: none.
     pub rebalance: f64,
+    /// The model's own chroma gain: the decoded ab is multiplied by it at inference (1: as
+    /// predicted). Set by `tinct export --saturation` to a gain calibrated on images the model
+    /// did not train on; `--saturation` at inference scales the result further.
+    pub saturation: f32,
 }
 
 impl Default for EffUnetConfig {
@@ -379,6 +383,7 @@ impl Default for EffUnetConfig {
             temperature: 0.38,
             ab_log_weights: Vec::new(),
             rebalance: 0.0,
+            saturation: 1.0,
         }
     }
 }

@@ -74,6 +74,11 @@ impl GeneratorConfig {
             .with_effnet(Some(EffUnetConfig::new()))
     }
 
+    /// The model's own chroma gain ([`EffUnetConfig::saturation`]; 1 for `unet256`).
+    pub fn saturation(&self) -> f32 {
+        self.effnet.as_ref().map_or(1.0, |e| e.saturation)
+    }
+
     /// Bins per ab axis of a head that classifies colour; 0 for one that regresses it.
     pub fn ab_bins(&self) -> usize {
         self.effnet.as_ref().map_or(0, |e| e.ab_bins)

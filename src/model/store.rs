@@ -230,7 +230,13 @@ fn convert_floats(
 /// With several sources (checkpoints of one architecture, e.g. consecutive epochs of a run),
 /// their weights are averaged value by value (checkpoint averaging, as in stochastic weight
 /// averaging); the first source's config is kept.
-pub fn export_generator(srcs: &[PathBuf], dst: &Path, size: Option<usize>, half: bool) -> Result<GeneratorConfig> {
+pub fn export_generator(
+    srcs: &[PathBuf],
+    dst: &Path,
+    size: Option<usize>,
+    half: bool,
+    saturation: Option<f32>,
+) -> Result<GeneratorConfig> {
     let Some(src) = srcs.first() else {
         bail!("no model to export")
     };
@@ -255,6 +261,16 @@ pub fn export_generator(srcs: &[PathBuf], dst: &Path, size: Option<usize>, half:
     }
     if let Some(s) = size {
         config.size = s;
+    }
+    if let Some(g) = saturation {
+        let Some(e) = config.effnet.as_mut() else {
+            bail!(
+                "{}: --saturation needs an effnet-unet model (this one is {})",
+                src.display(),
+                config.arch
+            );
+        };
+        e.saturation = crate::infer::check_saturation(g)?;
     }
     config.check_size(config.size)?;
     let json = serde_json::to_string_pretty(&config)?;
@@ -313,7 +329,7 @@ mod tests {
             })
             .collect();
         let avg = dir.path().join("avg.safetensors");
-        export_generator(&paths, &avg, None, false).unwrap();
+        export_generator(&paths, &avg, None, false, None).unwrap();
         let inputs: Vec<_> = paths.iter().map(|p| floats(&std::fs::read(p).unwrap())).collect();
         let out = floats(&std::fs::read(&avg).unwrap());
         assert_eq!(out.len(), inputs[0].len());
@@ -336,12 +352,46 @@ mod tests {
         let other = GeneratorConfig::unet_for_size(32, 8);
         let odd = dir.path().join("odd.safetensors");
         save_generator(&other.init(&device), &other, &odd).unwrap();
-        let err = export_generator(&[paths[0].clone(), odd], &avg, None, false)
+        let err = export_generator(&[paths[0].clone(), odd], &avg, None, false, None)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("odd.safetensors") && err.contains("different network"),
             "{err}"
         );
+    }
+
+    /// `export --saturation` stores the model's own chroma gain in the file and in the JSON
+    /// beside it; a file written before the field existed reads as gain 1; a negative gain is
+    /// refused.
+    #[test]
+    fn export_stores_a_default_gain() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Device::flex();
+        let cfg = GeneratorConfig::effnet_unet(32);
+        let src = dir.path().join("g.safetensors");
+        save_generator(&cfg.init(&device), &cfg, &src).unwrap();
+        let dst = dir.path().join("tuned.safetensors");
+        export_generator(std::slice::from_ref(&src), &dst, None, true, Some(1.25)).unwrap();
+        assert_eq!(read_generator_config(&dst).unwrap().saturation(), 1.25);
+        let json = std::fs::read_to_string(dir.path().join("tuned.json")).unwrap();
+        assert!(json.contains("\"saturation\": 1.25"), "{json}");
+        assert_eq!(load_generator(&dst, &device).unwrap().1.saturation(), 1.25);
+
+        let mut old = serde_json::to_value(&cfg).unwrap();
+        old["effnet"].as_object_mut().unwrap().remove("saturation");
+        let old: GeneratorConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old.saturation(), 1.0);
+
+        let err = export_generator(std::slice::from_ref(&src), &dst, None, false, Some(-0.5))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("saturation -0.5"), "{err}");
+        let unet = GeneratorConfig::unet_for_size(32, 4);
+        save_generator(&unet.init(&device), &unet, &src).unwrap();
+        let err = export_generator(&[src], &dst, None, false, Some(1.1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs an effnet-unet model"), "{err}");
     }
 }
