@@ -371,6 +371,11 @@ pub struct EvalArgs {
     /// Best and worst images shown per method in the HTML report.
     #[arg(long, default_value_t = 3)]
     pub grid_rows: usize,
+    /// Scales each model's colour so that its mean colourfulness on DIR is this share of the
+    /// truth's (e.g. 0.92), prints the gain, and scores with it: the calibration for `tinct
+    /// export --saturation`, on images the model did not train on.
+    #[arg(long, value_name = "RATIO")]
+    pub match_colourfulness: Option<f64>,
     #[command(flatten)]
     pub gan: GanArgs,
     #[arg(long, default_value = "cpu")]
@@ -647,8 +652,10 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         quiet: a.quiet,
     };
     let report = if let (Some(pred), Some(truth)) = (&a.pred, &a.truth) {
-        if a.dir.is_some() || !a.model.is_empty() || !a.method.is_empty() {
-            bail!("--pred/--truth scores existing predictions; do not combine them with DIR, --model or --method");
+        if a.dir.is_some() || !a.model.is_empty() || !a.method.is_empty() || a.match_colourfulness.is_some() {
+            bail!(
+                "--pred/--truth scores existing predictions; do not combine them with DIR, --model, --method or --match-colourfulness"
+            );
         }
         crate::eval::eval_pairs(pred, truth, &opts)?
     } else {
@@ -668,7 +675,17 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         // With several models, the decoding flags apply to those that classify colour.
         let several = models.len() > 1;
         for m in &models {
-            methods.push(Method::Gan(Box::new(load_colorizer_for(m, &device, &a.gan, several)?)));
+            let mut c = load_colorizer_for(m, &device, &a.gan, several)?;
+            if let Some(ratio) = a.match_colourfulness {
+                let g = crate::eval::matching_gain(&c, dir, ratio, a.limit)?;
+                let gain = c.saturation * g.gain;
+                eprintln!(
+                    "{m}: --saturation {gain} gives colourfulness {:.1}, {ratio} x the truth's {:.1}",
+                    g.colourfulness, g.colourfulness_truth
+                );
+                c = c.with_saturation(gain)?;
+            }
+            methods.push(Method::Gan(Box::new(c)));
         }
         let decoding = a.gan.temperature.is_some() || a.gan.rebalance.is_some();
         if several && decoding && !methods.iter().any(|m| matches!(m, Method::Gan(c) if c.ab_bins() > 0)) {

@@ -541,7 +541,7 @@ impl crate::video::FrameColorizer for Colorizer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::GeneratorConfig;
     use burn::module::Module;
@@ -577,7 +577,7 @@ mod tests {
 
     /// An untrained 32 px U-Net with every bias and batch-norm offset shifted, so that its
     /// output is far from gray.
-    fn shifted_colorizer() -> Colorizer {
+    pub(crate) fn shifted_colorizer() -> Colorizer {
         shifted(GeneratorConfig::unet_for_size(32, 4))
     }
 
