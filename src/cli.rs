@@ -417,7 +417,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 .collect::<Result<Vec<_>>>()?;
             let cfg = crate::model::store::export_generator(&srcs, &a.output, a.size, a.half, a.saturation)?;
             println!(
-                "{}: {} model{}, working size {} px, {} weights",
+                "{}: {} model{}, working size {} px, {} weights{}",
                 a.output.display(),
                 cfg.arch,
                 if srcs.len() > 1 {
@@ -426,7 +426,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     String::new()
                 },
                 cfg.size,
-                if a.half { "f16" } else { "f32" }
+                if a.half { "f16" } else { "f32" },
+                if cfg.saturation() != 1.0 {
+                    format!(", own chroma gain {}", cfg.saturation())
+                } else {
+                    String::new()
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -154,7 +154,7 @@ impl Colorizer {
     /// Multiplies the model's colour (its predicted a and b, times its own gain) by `gain`: more
     /// or less vivid colour; lightness is kept.
     pub fn with_saturation(mut self, gain: f32) -> Result<Colorizer> {
-        self.saturation = check_saturation(gain)?;
+        self.saturation = crate::model::effnet::check_saturation(gain)?;
         Ok(self)
     }
 
@@ -314,14 +314,6 @@ impl Colorizer {
 
 /// A colourised image in the form of its `source`: 16-bit when the source is, and with the
 /// source's alpha channel when it has one.
-/// A chroma gain must be a finite number >= 0.
-pub fn check_saturation(gain: f32) -> Result<f32> {
-    if !gain.is_finite() || gain < 0.0 {
-        bail!("saturation {gain}: must be a number >= 0");
-    }
-    Ok(gain)
-}
-
 pub fn image_like(out: &LabImage, source: &DynamicImage) -> DynamicImage {
     let rgb = if crate::imageio::is_high_bit_depth(source) {
         DynamicImage::ImageRgb16(out.to_rgb16())

@@ -415,7 +415,8 @@ impl EffUnetConfig {
     }
 
     /// Refuses a head no model can have: bins not odd or outside 3..=31, a temperature outside
-    /// (0, 10], a rebalancing share outside [0, 4], or weights for another number of bins.
+    /// (0, 10], a rebalancing share outside [0, 4], a negative chroma gain, or weights for another
+    /// number of bins.
     /// Checked on every model file read, not only for command-line flags.
     pub fn validate(&self) -> anyhow::Result<()> {
         let k = self.ab_bins;
@@ -424,6 +425,7 @@ impl EffUnetConfig {
         }
         check_temperature(self.temperature)?;
         check_rebalance(self.rebalance)?;
+        check_saturation(self.saturation)?;
         let q = if k > 0 { k * k } else { 0 };
         if !self.ab_log_weights.is_empty() && self.ab_log_weights.len() != q {
             anyhow::bail!("{} rebalancing weights for {q} bins", self.ab_log_weights.len());
@@ -441,6 +443,14 @@ pub fn check_temperature(t: f64) -> anyhow::Result<()> {
         anyhow::bail!("temperature {t}: must be a number in (0, 10]");
     }
     Ok(())
+}
+
+/// A chroma gain must be a finite number >= 0.
+pub fn check_saturation(gain: f32) -> anyhow::Result<f32> {
+    if !gain.is_finite() || gain < 0.0 {
+        anyhow::bail!("saturation {gain}: must be a number >= 0");
+    }
+    Ok(gain)
 }
 
 /// A rebalancing share must be in [0, 4].
@@ -836,6 +846,10 @@ mod tests {
             },
             EffUnetConfig {
                 rebalance: f64::NAN,
+                ..ok.clone()
+            },
+            EffUnetConfig {
+                saturation: -0.5,
                 ..ok.clone()
             },
             EffUnetConfig {

@@ -270,7 +270,7 @@ pub fn export_generator(
                 config.arch
             );
         };
-        e.saturation = crate::infer::check_saturation(g)?;
+        e.saturation = super::effnet::check_saturation(g)?;
     }
     config.check_size(config.size)?;
     let json = serde_json::to_string_pretty(&config)?;
