@@ -685,8 +685,10 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 let g = crate::eval::matching_gain(&c, dir, ratio, a.limit)?;
                 let gain = c.saturation * g.gain;
                 eprintln!(
-                    "{m}: --saturation {gain} gives colourfulness {:.1}, {ratio} x the truth's {:.1}",
-                    g.colourfulness, g.colourfulness_truth
+                    "{m}: --saturation {gain} gives colourfulness {:.1}, {ratio} x the truth's {:.1} (to store it: tinct export --saturation {})",
+                    g.colourfulness,
+                    g.colourfulness_truth,
+                    gain * c.model_saturation()
                 );
                 c = c.with_saturation(gain)?;
             }

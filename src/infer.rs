@@ -158,6 +158,12 @@ impl Colorizer {
         Ok(self)
     }
 
+    /// The model's own chroma gain (`tinct export --saturation`), which [`Self::saturation`]
+    /// scales.
+    pub fn model_saturation(&self) -> f32 {
+        self.config.saturation()
+    }
+
     /// Bins per ab axis of a model that classifies colour; 0 for one that regresses it.
     pub fn ab_bins(&self) -> usize {
         self.config.ab_bins()
