@@ -578,6 +578,7 @@ def train(args, device):
     snaps = sorted(float(s) for s in args.snapshots.split(",")) if args.snapshots else []
     start = time.perf_counter()
     steps, seen, last_log = 0, 0, start
+    encoder_frozen = False
     sums, window = {}, 0
     while True:
         elapsed = time.perf_counter() - start
@@ -590,6 +591,12 @@ def train(args, device):
                   f"{seen / images.shape[0]:.1f} epochs)", flush=True)
         if elapsed >= args.seconds:
             break
+        frozen = elapsed < args.freeze_encoder_seconds
+        if frozen != encoder_frozen:
+            for p in g.encoder.parameters():
+                p.requires_grad_(not frozen)
+            encoder_frozen = frozen
+            print(f"[{args.name}] {elapsed:.0f} s: encoder {'frozen' if frozen else 'trained'}", flush=True)
         adversarial = elapsed >= args.pretrain_seconds
         cw = args.chroma_weight if adversarial else args.pretrain_chroma_weight
         l, ab = batches.next()
@@ -707,6 +714,9 @@ def main():
     p.add_argument("--crop-min", type=float, default=0.6)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--pretrain-seconds", type=float, default=0.0, help="L1-only stage first")
+    p.add_argument("--freeze-encoder-seconds", type=float, default=0.0,
+                   help="keep the encoder's weights fixed for this long (tinct's --freeze-encoder-epochs; "
+                        "its batch-norm statistics still follow the data)")
     p.add_argument("--snapshots", default="", help="comma-separated seconds at which to save")
     p.add_argument("--log-seconds", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=42)
