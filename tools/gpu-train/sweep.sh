@@ -5,22 +5,11 @@
 #           tinct run's checkpoint to continue), effnet-enc.safetensors (ImageNet encoder).
 #   OUT:    where each variant's snapshots go (written there as they are made).
 #   SECONDS: training time of each variant.
-set -u
-IN=$1
-OUT=$2
-SECS=${3:-360}
-# Smaller figures for a dry run on a CPU.
-SIZE=${SIZE:-256}
-BATCH=${BATCH:-32}
-HERE=$(cd "$(dirname "$0")" && pwd)
-T="python3 -u $HERE/train.py"
+DEFAULT_SECS=360
+source "$(dirname "$0")/common.sh"
 SNAPS=$OUT
-LOGS=/tmp/logs
-mkdir -p "$SNAPS" "$LOGS"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())'
-
-$T --prepare --data "$IN/data" --cache /dev/shm/photos.npy --holdout-every 10 || exit 1
 
 # Throughput at 256 px, batch 32 (issue 4), alone on the GPU: fp32 with TF32, then bf16.
 $T --bench --imagenet "$IN/effnet-enc.safetensors" --size $SIZE --batch $BATCH --lambda-l1 100 2>&1 | grep -v Warn
@@ -38,6 +27,4 @@ $T $common --imagenet "$IN/effnet-enc.safetensors" --name scratch --pretrain-sec
     > "$LOGS/scratch.txt" 2>&1 &
 sleep $((SECS / 6))
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-wait
-for f in "$LOGS"/*.txt; do echo "== $f"; grep -v Warn "$f"; done
-ls -la "$OUT"
+finish

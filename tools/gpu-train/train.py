@@ -666,6 +666,31 @@ def set_prior(args):
           f"weights {float(lw.exp().min()):.3f}..{float(lw.exp().max()):.1f} from {arr.shape[0]} images")
 
 
+def average(args):
+    """Weight-by-weight mean of tinct generator files of one network (tinct export A B C does the
+    same), written with the first file's config and dtype."""
+    from safetensors import safe_open
+    out, files = args.average[0], args.average[1:]
+    if not files:
+        sys.exit("--average OUT FILE...: no files to average")
+    with safe_open(files[0], "pt") as f:
+        meta = f.metadata()
+    first = load_file(files[0])
+    sums = {k: v.double() for k, v in first.items()}
+    for path in files[1:]:
+        t = load_file(path)
+        if t.keys() != first.keys() or any(t[k].shape != first[k].shape for k in t):
+            sys.exit(f"{path}: a different network from {files[0]}")
+        for k, v in t.items():
+            sums[k] += v.double()
+    mean = {k: (v / len(files)).to(first[k].dtype) if first[k].is_floating_point() else first[k]
+            for k, v in sums.items()}
+    tmp = out + ".tmp"
+    save_file(mean, tmp, metadata=meta)
+    os.replace(tmp, out)
+    print(f"{out}: average of {len(files)}")
+
+
 def check(args):
     """Forward pass of a tinct generator file here against tinct's own (forward_dump)."""
     from safetensors import safe_open
@@ -733,6 +758,8 @@ def main():
                    help="write MODEL with its bins' rebalancing weights from --data")
     p.add_argument("--rebalance", type=float, default=0.0,
                    help="with --set-prior: the decoding's share of rebalancing (as tinct train, 0 by default)")
+    p.add_argument("--average", nargs="+", metavar="OUT FILE",
+                   help="write OUT, the weight-by-weight mean of the generator files, and stop")
     p.add_argument("--check-out", help="with --check: write the model back through this script")
     args = p.parse_args()
     check_head(args.ab_bins, args.temperature, args.rebalance)
@@ -744,6 +771,9 @@ def main():
         return
     if args.set_prior:
         set_prior(args)
+        return
+    if args.average:
+        average(args)
         return
     if args.prepare:
         arr, held = load_images(args.data, args.store_size, args.holdout_every)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Issue 4's photo model on a lent GPU, as session 11 left it: four runs side by side from the
+# ImageNet encoder, none of which sees the 183 held-out training files, so that the chroma gain can
+# be calibrated honestly on those files afterwards (docs/MODELS.md, sessions 10 and 11).
+# Usage: clean.sh INPUTS OUT SECONDS
+#   INPUTS: data/ (photos/train pre-resized to 256x256), effnet-enc.safetensors (ImageNet encoder).
+#   OUT:    at most 8 files come back from a device call, so each run leaves two there (fp16):
+#           its final weights and the average of its last three snapshots.
+#   SECONDS: training time of each run (the four share the GPU: about 200 images/s each at 256 px).
+# Then, here: tinct eval --model OUT/X.safetensors /tmp/hold --match-colourfulness 0.92, pick the
+# best held-out PSNR at its gain, tinct export --half --saturation G, and score photos/val once.
+DEFAULT_SECS=400
+source "$(dirname "$0")/common.sh"
+SNAPS=/tmp/snaps
+mkdir -p "$SNAPS"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+common="--cache /dev/shm/photos.npy --imagenet $IN/effnet-enc.safetensors --size $SIZE --gen-size 256
+  --batch $BATCH --half --out $SNAPS --log-seconds 60 --ema-decay 0.99"
+pre=$((SECS / 2))
+# Snapshots over the GAN stage's second half, to average.
+snaps="$((SECS * 5 / 8)),$((SECS * 6 / 8)),$((SECS * 7 / 8))"
+frozen="--freeze-encoder-seconds 1000000 --crop-min 1 --pretrain-seconds $pre --lambda-l1 100"
+# Session 11's v1 and v2 (the shipped photo's recipe: encoder frozen, whole images, lambda 100).
+$T $common $frozen --name frozen --seconds "$SECS" --snapshots "$snaps" > "$LOGS/frozen.txt" 2>&1 &
+$T $common $frozen --name frozen-chroma --pretrain-chroma-weight 4 --chroma-weight 400 \
+    --seconds "$SECS" --snapshots "$snaps" > "$LOGS/frozen-chroma.txt" 2>&1 &
+# Session 10's recipe (encoder trained, crops, lambda 500 with the colourfulness term), two seeds.
+open="--pretrain-seconds $pre --pretrain-chroma-weight 4 --lambda-l1 500 --chroma-weight 2000"
+$T $common $open --name open --seconds "$SECS" --snapshots "$snaps" > "$LOGS/open.txt" 2>&1 &
+$T $common $open --name open-s7 --seed 7 --seconds "$SECS" --snapshots "$snaps" > "$LOGS/open-s7.txt" 2>&1 &
+sleep $((SECS / 4))
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+wait
+for run in frozen frozen-chroma open open-s7; do
+    cp "$SNAPS/$run-final.safetensors" "$OUT/" 2>/dev/null
+    python3 "$HERE/train.py" --average "$OUT/$run-avg3.safetensors" "$SNAPS/$run"-[0-9]*s.safetensors
+done
+finish
