@@ -7,6 +7,11 @@
 #   OUT:    at most 8 files come back from a device call, so each run leaves two there (fp16):
 #           its final weights and the average of its last three snapshots.
 #   SECONDS: training time of each run (the four share the GPU: about 200 images/s each at 256 px).
+# Before the call, here (INPUTS must fit beside the repository in a device call's 64 MiB):
+#   python3 tools/gpu-train/train.py --pack .gpu-in --data ../shared/data/photos/train \
+#       --imagenet ../shared/weights/efficientnet-lite0.safetensors     # 33.7 MiB
+#   echo /.gpu-in/ >> .git/info/exclude
+#   run: bash tools/gpu-train/clean.sh .gpu-in $OUT 400   (carry .gpu-in; timeout_s about SECS + 150)
 # Then, here: tinct eval --model OUT/X.safetensors /tmp/hold --match-colourfulness 0.92, pick the
 # best held-out PSNR at its gain, tinct export --half --saturation G, and score photos/val once.
 DEFAULT_SECS=400

@@ -691,6 +691,31 @@ def average(args):
     print(f"{out}: average of {len(files)}")
 
 
+def pack(args):
+    """What a device call carries for clean.sh (it must fit, with the repository, in 64 MiB): the
+    training photos at 256x256 as JPEG quality 80 (same file names, so the same files are held
+    out) and the encoder's ImageNet weights alone, in fp16 (the classifier head dropped)."""
+    from PIL import Image
+    out = args.pack
+    os.makedirs(os.path.join(out, "data"), exist_ok=True)
+    total = 0
+    for d in args.data:
+        for f in sorted(os.listdir(d)):
+            if not f.lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
+                continue
+            im = Image.open(os.path.join(d, f)).convert("RGB").resize((256, 256), Image.LANCZOS)
+            dst = os.path.join(out, "data", os.path.splitext(f)[0] + ".jpg")
+            im.save(dst, quality=80)
+            total += os.path.getsize(dst)
+    if args.imagenet:
+        t = load_file(args.imagenet)
+        enc = {k: v.half() for k, v in t.items() if k.split(".")[0] in ("conv_stem", "bn1", "blocks")}
+        dst = os.path.join(out, "effnet-enc.safetensors")
+        save_file(enc, dst)
+        total += os.path.getsize(dst)
+    print(f"{out}: {total / 2**20:.1f} MiB")
+
+
 def check(args):
     """Forward pass of a tinct generator file here against tinct's own (forward_dump)."""
     from safetensors import safe_open
@@ -758,6 +783,8 @@ def main():
                    help="write MODEL with its bins' rebalancing weights from --data")
     p.add_argument("--rebalance", type=float, default=0.0,
                    help="with --set-prior: the decoding's share of rebalancing (as tinct train, 0 by default)")
+    p.add_argument("--pack", metavar="DIR",
+                   help="write --data (256 px JPEGs) and the --imagenet encoder (fp16) into DIR for clean.sh")
     p.add_argument("--average", nargs="+", metavar="OUT FILE",
                    help="write OUT, the weight-by-weight mean of the generator files, and stop")
     p.add_argument("--check-out", help="with --check: write the model back through this script")
@@ -774,6 +801,9 @@ def main():
         return
     if args.average:
         average(args)
+        return
+    if args.pack:
+        pack(args)
         return
     if args.prepare:
         arr, held = load_images(args.data, args.store_size, args.holdout_every)
