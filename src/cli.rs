@@ -684,11 +684,11 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             if let Some(ratio) = a.match_colourfulness {
                 let g = crate::eval::matching_gain(&c, dir, ratio, a.limit)?;
                 let gain = c.saturation * g.gain;
+                // Both printed to the 4 decimals the search rounds to (not as raw f32 products).
+                let stored = (gain * c.model_saturation() * 1e4).round() / 1e4;
                 eprintln!(
-                    "{m}: --saturation {gain} gives colourfulness {:.1}, {ratio} x the truth's {:.1} (to store it: tinct export --saturation {})",
-                    g.colourfulness,
-                    g.colourfulness_truth,
-                    gain * c.model_saturation()
+                    "{m}: --saturation {gain:.4} gives colourfulness {:.1}, {ratio} x the truth's {:.1} (to store it: tinct export --saturation {stored:.4})",
+                    g.colourfulness, g.colourfulness_truth,
                 );
                 c = c.with_saturation(gain)?;
             }

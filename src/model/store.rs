@@ -229,7 +229,8 @@ fn convert_floats(
 /// they are widened to f32 on load), and `size` changes the working size it colourises at.
 /// With several sources (checkpoints of one architecture, e.g. consecutive epochs of a run),
 /// their weights are averaged value by value (checkpoint averaging, as in stochastic weight
-/// averaging); the first source's config is kept.
+/// averaging); the first source's config is kept. Sources whose own chroma gains differ average only
+/// when `saturation` gives the result's.
 pub fn export_generator(
     srcs: &[PathBuf],
     dst: &Path,
@@ -247,10 +248,22 @@ pub fn export_generator(
         let mut all = vec![(src.clone(), bytes)];
         for p in &srcs[1..] {
             let b = read(p)?;
-            let c = generator_config_of(&b, p)?.with_size(config.size);
+            let mut c = generator_config_of(&b, p)?.with_size(config.size);
+            // Own chroma gains may differ when the result's is given: it replaces them all.
+            let (own, first) = (c.saturation(), config.saturation());
+            if let Some(e) = c.effnet.as_mut() {
+                e.saturation = first;
+            }
             if serde_json::to_value(&c)? != serde_json::to_value(&config)? {
                 bail!(
                     "{}: a different network from {}; only checkpoints of one network can be averaged",
+                    p.display(),
+                    src.display()
+                );
+            }
+            if own != first && saturation.is_none() {
+                bail!(
+                    "{}: its own chroma gain is {own} and {}'s is {first}; give the average's with --saturation",
                     p.display(),
                     src.display()
                 );
@@ -362,8 +375,8 @@ mod tests {
     }
 
     /// `export --saturation` stores the model's own chroma gain in the file and in the JSON
-    /// beside it; a file written before the field existed reads as gain 1; a negative gain is
-    /// refused.
+    /// beside it; a file written before the field existed reads as gain 1; files of different
+    /// gains average only with the average's gain given; a negative gain is refused.
     #[test]
     fn export_stores_a_default_gain() {
         let dir = tempfile::tempdir().unwrap();
@@ -382,6 +395,19 @@ mod tests {
         old["effnet"].as_object_mut().unwrap().remove("saturation");
         let old: GeneratorConfig = serde_json::from_value(old).unwrap();
         assert_eq!(old.saturation(), 1.0);
+
+        // Averaging files of different own gains needs the average's gain.
+        let both = [src.clone(), dst.clone()];
+        let avg = dir.path().join("avg.safetensors");
+        let err = export_generator(&both, &avg, None, false, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tuned.safetensors") && err.contains("own chroma gain is 1.25"),
+            "{err}"
+        );
+        export_generator(&both, &avg, None, false, Some(1.1)).unwrap();
+        assert_eq!(read_generator_config(&avg).unwrap().saturation(), 1.1);
 
         let err = export_generator(std::slice::from_ref(&src), &dst, None, false, Some(-0.5))
             .unwrap_err()
