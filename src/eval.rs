@@ -47,6 +47,14 @@ pub struct MethodSummary {
     pub mean: Metrics,
     /// Mean seconds per image spent colourising (0 for precomputed predictions).
     pub seconds_per_image: f64,
+    /// Standard error of each mean over the images ([`metrics::standard_errors`]).
+    #[serde(default)]
+    pub standard_error: Metrics,
+    /// Mean colourfulness over the truth's, and its standard error.
+    #[serde(default)]
+    pub colourfulness_ratio: f64,
+    #[serde(default)]
+    pub colourfulness_ratio_se: f64,
 }
 
 /// The whole report (`report.json`).
@@ -60,20 +68,41 @@ pub struct Report {
 }
 
 impl MethodSummary {
+    /// The summary of per-image scores.
+    fn of(method: String, all: &[Metrics], seconds_per_image: f64) -> MethodSummary {
+        let (ratio, ratio_se) = metrics::colourfulness_ratio(all);
+        MethodSummary {
+            method,
+            mean: metrics::mean_metrics(all),
+            seconds_per_image,
+            standard_error: metrics::standard_errors(all),
+            colourfulness_ratio: ratio,
+            colourfulness_ratio_se: ratio_se,
+        }
+    }
+
+    /// The standard errors, formatted as [`Self::cells`] (no image count).
+    fn error_cells(&self) -> [String; 7] {
+        format_cells(String::new(), &self.standard_error)
+    }
+
     /// The image count and the mean metrics, formatted, in table order (shared by the text
     /// and HTML tables).
     fn cells(&self) -> [String; 7] {
-        let m = &self.mean;
-        [
-            m.images.to_string(),
-            format!("{:.2}", m.psnr),
-            format!("{:.3}", m.ssim),
-            format!("{:.2}", m.ciede2000),
-            format!("{:.3}", m.ab_auc),
-            format!("{:.1}", m.colourfulness),
-            format!("{:.1}", m.colourfulness_truth),
-        ]
+        format_cells(self.mean.images.to_string(), &self.mean)
     }
+}
+
+fn format_cells(first: String, m: &Metrics) -> [String; 7] {
+    [
+        first,
+        format!("{:.2}", m.psnr),
+        format!("{:.3}", m.ssim),
+        format!("{:.2}", m.ciede2000),
+        format!("{:.3}", m.ab_auc),
+        format!("{:.1}", m.colourfulness),
+        format!("{:.1}", m.colourfulness_truth),
+    ]
 }
 
 impl Report {
@@ -90,6 +119,13 @@ impl Report {
         let mut s = row("method", &header);
         for m in &self.summary {
             s += &row(&m.method, &m.cells());
+            if m.standard_error.images > 1 {
+                let label = format!(
+                    "  ± s.e., CF {:.2}x ±{:.3}",
+                    m.colourfulness_ratio, m.colourfulness_ratio_se
+                );
+                s += &row(&label, &m.error_cells());
+            }
         }
         s
     }
@@ -260,11 +296,7 @@ pub fn eval_methods(methods: Vec<Method>, truth_dir: &Path, opts: &EvalOptions) 
     let summary = names
         .iter()
         .zip(&per_method)
-        .map(|(n, (all, secs))| MethodSummary {
-            method: n.clone(),
-            mean: metrics::mean_metrics(all),
-            seconds_per_image: secs / all.len().max(1) as f64,
-        })
+        .map(|(n, (all, secs))| MethodSummary::of(n.clone(), all, secs / all.len().max(1) as f64))
         .collect();
     let report = Report {
         truth_dir: truth_dir.display().to_string(),
@@ -334,11 +366,7 @@ pub fn eval_pairs(pred_dir: &Path, truth_dir: &Path, opts: &EvalOptions) -> Resu
         );
     }
     let all: Vec<Metrics> = images.iter().map(|i| i.metrics.clone()).collect();
-    let summary = vec![MethodSummary {
-        method: "pred".into(),
-        mean: metrics::mean_metrics(&all),
-        seconds_per_image: 0.0,
-    }];
+    let summary = vec![MethodSummary::of("pred".into(), &all, 0.0)];
     let report = Report {
         truth_dir: truth_dir.display().to_string(),
         summary,

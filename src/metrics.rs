@@ -134,15 +134,62 @@ pub fn mean_metrics(all: &[Metrics]) -> Metrics {
         return Metrics::default();
     }
     let mean = |f: fn(&Metrics) -> f64| all.iter().map(|m| f(m) * m.images as f64).sum::<f64>() / n as f64;
-    Metrics {
-        images: n,
-        psnr: mean(|m| m.psnr),
-        ssim: mean(|m| m.ssim),
-        ciede2000: mean(|m| m.ciede2000),
-        colourfulness: mean(|m| m.colourfulness),
-        colourfulness_truth: mean(|m| m.colourfulness_truth),
-        ab_auc: mean(|m| m.ab_auc),
+    Metrics::per_measure(n, mean)
+}
+
+impl Metrics {
+    /// A record of `images` whose every measure is `stat` of that measure.
+    fn per_measure(images: usize, stat: impl Fn(fn(&Metrics) -> f64) -> f64) -> Metrics {
+        Metrics {
+            images,
+            psnr: stat(|m| m.psnr),
+            ssim: stat(|m| m.ssim),
+            ciede2000: stat(|m| m.ciede2000),
+            colourfulness: stat(|m| m.colourfulness),
+            colourfulness_truth: stat(|m| m.colourfulness_truth),
+            ab_auc: stat(|m| m.ab_auc),
+        }
     }
+}
+
+/// Standard errors of [`mean_metrics`] over per-image records (`images == 1` each): the sample
+/// standard deviation of each measure over the images divided by sqrt(n). A difference between
+/// two models or two data sets smaller than about twice these is within sampling noise. Fewer
+/// than two images give zeros.
+pub fn standard_errors(all: &[Metrics]) -> Metrics {
+    let n = all.len();
+    if n < 2 {
+        return Metrics {
+            images: n,
+            ..Metrics::default()
+        };
+    }
+    let se = |f: fn(&Metrics) -> f64| {
+        let mean = all.iter().map(f).sum::<f64>() / n as f64;
+        let var = all.iter().map(|m| (f(m) - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        (var / n as f64).sqrt()
+    };
+    Metrics::per_measure(n, se)
+}
+
+/// The ratio of the mean colourfulness of the predictions to the truth's over per-image records,
+/// and its standard error (delta method: the residuals `o_i - R t_i` of the ratio estimate). The
+/// ratio is what colourfulness targets are stated in ("0.9x the truth's").
+pub fn colourfulness_ratio(all: &[Metrics]) -> (f64, f64) {
+    let n = all.len() as f64;
+    let truth = all.iter().map(|m| m.colourfulness_truth).sum::<f64>() / n;
+    if all.is_empty() || truth <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let r = all.iter().map(|m| m.colourfulness).sum::<f64>() / n / truth;
+    if all.len() < 2 {
+        return (r, 0.0);
+    }
+    let ss: f64 = all
+        .iter()
+        .map(|m| (m.colourfulness - r * m.colourfulness_truth).powi(2))
+        .sum();
+    (r, (ss / (n * (n - 1.0))).sqrt() / truth)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -683,6 +730,39 @@ mod tests {
             compare(&RgbImage::new(0, 0), &RgbImage::new(0, 0)),
             Err(MetricsError::Empty)
         );
+    }
+
+    /// Hand-computed: PSNR 1, 2, 3, 4 has sample variance 5/3, so the standard error of its mean
+    /// is sqrt(5/12); a constant measure has none; colourfulness 1 and 3 against a truth of 1
+    /// and 1 is a ratio of 2 whose standard error equals that of the mean of 1 and 3 (1).
+    #[test]
+    fn standard_errors_of_the_means() {
+        let one = |psnr: f64, cf: f64| Metrics {
+            images: 1,
+            psnr,
+            ssim: 0.5,
+            colourfulness: cf,
+            colourfulness_truth: 1.0,
+            ..Metrics::default()
+        };
+        let all = [one(1.0, 1.0), one(2.0, 3.0), one(3.0, 1.0), one(4.0, 3.0)];
+        let se = standard_errors(&all);
+        assert_eq!(se.images, 4);
+        assert!((se.psnr - (5.0f64 / 12.0).sqrt()).abs() < 1e-12, "{}", se.psnr);
+        assert_eq!(se.ssim, 0.0);
+        assert_eq!(standard_errors(&all[..1]).psnr, 0.0);
+        let (r, r_se) = colourfulness_ratio(&all[..2]);
+        assert!((r - 2.0).abs() < 1e-12 && (r_se - 1.0).abs() < 1e-12, "{r} {r_se}");
+        // Outputs exactly proportional to the truth: the ratio is known without error.
+        let prop = [
+            one(0.0, 2.0),
+            Metrics {
+                colourfulness_truth: 3.0,
+                ..one(0.0, 6.0)
+            },
+        ];
+        assert_eq!(colourfulness_ratio(&prop), (2.0, 0.0));
+        assert_eq!(colourfulness_ratio(&[]), (0.0, 0.0));
     }
 
     #[test]
