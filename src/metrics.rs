@@ -153,9 +153,10 @@ impl Metrics {
 }
 
 /// Standard errors of [`mean_metrics`] over per-image records (`images == 1` each): the sample
-/// standard deviation of each measure over the images divided by sqrt(n). A difference between
-/// two models or two data sets smaller than about twice these is within sampling noise. Fewer
-/// than two images give zeros.
+/// standard deviation of each measure over the images divided by sqrt(n): how far the mean could
+/// move on another set of images of the same kind (two sets' means differ by sqrt(2) times this
+/// by chance alone). Two models scored on the same images differ by less noise, as the hard
+/// images are hard for both. Fewer than two images give zeros.
 pub fn standard_errors(all: &[Metrics]) -> Metrics {
     let n = all.len();
     if n < 2 {
