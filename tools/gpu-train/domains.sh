@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 4's anime and drawn models on a lent GPU (session 12): each fine-tuned from a photo
+# generator, with session 12's "thaw" recipe (encoder frozen in the L1 stage, trained in the GAN
+# stage) beside the recipe they shipped with (encoder frozen throughout). Every 10th training
+# file (by sorted name) is held out, to calibrate the chroma gain on afterwards.
+# Usage: domains.sh INPUTS OUT SECONDS
+#   INPUTS: anime/ and drawn/ (the training folders as they are), photo.safetensors (the start).
+#   OUT:    per run, its final weights and the average of three snapshots (1/8, 1/4 and 1/2 of
+#           the way through its GAN stage): 8 files in all, fp16.
+#   SECONDS: the anime runs' length; the drawn runs (366 images, about 1 epoch a second at
+#           256 px) take 3/8 of it. The L1 stage is the first third.
+# Before the call, here:
+#   mkdir -p .gpu-in && cp -r ../shared/data/anime/train .gpu-in/anime &&
+#   cp -r ../shared/data/drawn/train .gpu-in/drawn && cp models/photo.safetensors .gpu-in/
+#   run: bash tools/gpu-train/domains.sh .gpu-in $OUT 120   (carry .gpu-in)
+set -u
+IN=$1
+OUT=$2
+SECS=${3:-120}
+HERE=$(cd "$(dirname "$0")" && pwd)
+T="python3 -u $HERE/train.py"
+SNAPS=/tmp/snaps-domains
+LOGS=/tmp/logs-domains
+rm -rf "$SNAPS" "$LOGS" && mkdir -p "$SNAPS" "$LOGS" "$OUT"
+$T --prepare --data "$IN/anime" --store-size 128 --cache /dev/shm/anime.npy --holdout-every 10 || exit 1
+$T --prepare --data "$IN/drawn" --store-size 256 --cache /dev/shm/drawn.npy --holdout-every 10 || exit 1
+common="--init-g $IN/photo.safetensors --crop-min 1 --batch 32 --lambda-l1 100 --ema-decay 0.99
+  --half --out $SNAPS --log-seconds 15"
+# run NAME DOMAIN SIZE SECONDS [FLAGS]: one fine-tuning run in the background.
+run() {
+    local name=$1 domain=$2 size=$3 secs=$4
+    shift 4
+    local pre=$((secs / 3))
+    local snaps="$((pre + (secs - pre) / 8)),$((pre + (secs - pre) / 4)),$((pre + (secs - pre) / 2))"
+    $T $common --cache "/dev/shm/$domain.npy" --size "$size" --gen-size "$size" --name "$name" \
+        --pretrain-seconds "$pre" --seconds "$secs" --snapshots "$snaps" "$@" \
+        > "$LOGS/$name.txt" 2>&1 &
+}
+D=$((SECS * 3 / 8))
+run anime-thaw anime 128 "$SECS" --freeze-encoder-seconds $((SECS / 3))
+run anime-frozen anime 128 "$SECS" --freeze-encoder-seconds 1000000
+run drawn-thaw drawn 256 "$D" --freeze-encoder-seconds $((D / 3))
+run drawn-frozen drawn 256 "$D" --freeze-encoder-seconds 1000000
+wait
+for name in anime-thaw anime-frozen drawn-thaw drawn-frozen; do
+    cp "$SNAPS/$name-final.safetensors" "$OUT/" 2>/dev/null
+    python3 "$HERE/train.py" --average "$OUT/$name-avg3.safetensors" "$SNAPS/$name"-[0-9][0-9][0-9][0-9]s.safetensors
+done
+for f in "$LOGS"/*.txt; do echo "== $f"; grep -v Warn "$f"; done
+ls -la "$OUT"
