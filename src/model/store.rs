@@ -73,16 +73,52 @@ pub fn save_generator(g: &Generator, config: &GeneratorConfig, path: &Path) -> R
     crate::imageio::write_bytes_atomic(&path.with_extension("json"), json.as_bytes())
 }
 
-/// Reads the generator config embedded in a safetensors file.
+/// Reads the generator config embedded in a safetensors file. Only the file's header is read
+/// (the weights are checked when they are loaded).
 pub fn read_generator_config(path: &Path) -> Result<GeneratorConfig> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    generator_config_of(&bytes, path)
+    let meta = read_header_metadata(path)?;
+    checked(generator_config_from(meta.as_ref(), path)?, path)
+}
+
+/// The `__metadata__` map of a safetensors file, read from its header alone: 8 bytes of
+/// little-endian header length, then the header's JSON.
+fn read_header_metadata(path: &Path) -> Result<Option<std::collections::HashMap<String, String>>> {
+    use std::io::Read;
+    /// safetensors' own limit on the header (`MAX_HEADER_SIZE`).
+    const MAX_HEADER: u64 = 100_000_000;
+    let not_safetensors = |why: &str| anyhow!("{}: not a safetensors file ({why})", path.display());
+    let mut f = std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|_| not_safetensors("shorter than its header"))?;
+    let n = u64::from_le_bytes(len);
+    if n > MAX_HEADER {
+        return Err(not_safetensors("header too large"));
+    }
+    let mut header = Vec::with_capacity(n as usize);
+    f.take(n).read_to_end(&mut header)?;
+    if header.len() as u64 != n {
+        return Err(not_safetensors("truncated header"));
+    }
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__")]
+        metadata: Option<std::collections::HashMap<String, String>>,
+    }
+    let h: Header = serde_json::from_slice(&header).map_err(|e| not_safetensors(&format!("bad header: {e}")))?;
+    Ok(h.metadata)
 }
 
 /// The generator config of a safetensors file's bytes (`path` names it in errors and locates a
 /// JSON file beside it as a fallback).
 fn generator_config_of(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
-    let config = generator_config_unchecked(bytes, path)?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
+    checked(generator_config_from(meta.metadata().as_ref(), path)?, path)
+}
+
+/// `config`, once its effnet part (if any) is consistent.
+fn checked(config: GeneratorConfig, path: &Path) -> Result<GeneratorConfig> {
     if let Some(e) = &config.effnet {
         e.validate()
             .with_context(|| format!("{}: bad generator config", path.display()))?;
@@ -90,10 +126,12 @@ fn generator_config_of(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
     Ok(config)
 }
 
-fn generator_config_unchecked(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
-    if let Some(json) = meta.metadata().as_ref().and_then(|m| m.get(CONFIG_KEY)) {
+/// The config embedded in a file's metadata, or else the JSON file beside it.
+fn generator_config_from(
+    meta: Option<&std::collections::HashMap<String, String>>,
+    path: &Path,
+) -> Result<GeneratorConfig> {
+    if let Some(json) = meta.and_then(|m| m.get(CONFIG_KEY)) {
         return serde_json::from_str(json).with_context(|| format!("{}: bad embedded config", path.display()));
     }
     // Fall back to a JSON file beside the weights.
@@ -419,5 +457,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs an effnet-unet model"), "{err}");
+    }
+
+    /// The config is read from the header alone: it matches what the whole file gives, and a
+    /// file that is not safetensors, or whose header is cut short, is refused by name.
+    #[test]
+    fn config_is_read_from_the_header_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GeneratorConfig::effnet_unet(32);
+        let src = dir.path().join("g.safetensors");
+        save_generator(&cfg.init(&Device::flex()), &cfg, &src).unwrap();
+        let bytes = std::fs::read(&src).unwrap();
+        let whole = generator_config_of(&bytes, &src).unwrap();
+        let header = read_generator_config(&src).unwrap();
+        assert_eq!(
+            serde_json::to_value(&header).unwrap(),
+            serde_json::to_value(&whole).unwrap()
+        );
+
+        // The header alone suffices: the weights may be missing (they are checked on loading).
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let head_only = dir.path().join("head.safetensors");
+        std::fs::write(&head_only, &bytes[..8 + n]).unwrap();
+        assert_eq!(read_generator_config(&head_only).unwrap().size, whole.size);
+
+        for (name, data, why) in [
+            ("cut.safetensors", &bytes[..8 + n / 2], "truncated header"),
+            ("tiny.safetensors", &bytes[..5], "shorter than its header"),
+            (
+                "text.safetensors",
+                &b"not a model at all, just some text"[..],
+                "header too large",
+            ),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, data).unwrap();
+            let err = format!("{:#}", read_generator_config(&p).unwrap_err());
+            assert!(err.contains(name) && err.contains(why), "{err}");
+        }
     }
 }

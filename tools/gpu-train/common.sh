@@ -11,6 +11,7 @@ BATCH=${BATCH:-32}
 HERE=$(cd "$(dirname "$0")" && pwd)
 T="python3 -u $HERE/train.py"
 LOGS=/tmp/logs
+rm -rf "$LOGS"  # only this sweep's logs are printed by finish
 mkdir -p "$OUT" "$LOGS"
 $T --prepare --data "$IN/data" --cache /dev/shm/photos.npy --holdout-every 10 || exit 1
 

@@ -580,8 +580,12 @@ def train(args, device):
     steps, seen, last_log = 0, 0, start
     encoder_frozen = False
     sums, window = {}, 0
+    # The clock (--seconds, --snapshots and the stage times) leaves out the first step of each
+    # phase (L1 or GAN, encoder frozen or not), where cuDNN tries kernels for the new shapes: with
+    # four runs starting side by side that took up to 20 s a step (session 12's drawn runs).
+    phases_seen, uncounted = set(), 0.0
     while True:
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start - uncounted
         while snaps and elapsed >= snaps[0]:
             s = snaps.pop(0)
             path = os.path.join(args.out, f"{args.name}-{int(s):04d}s.safetensors")
@@ -600,7 +604,14 @@ def train(args, device):
         adversarial = elapsed >= args.pretrain_seconds
         cw = args.chroma_weight if adversarial else args.pretrain_chroma_weight
         l, ab = batches.next()
+        phase = (adversarial, encoder_frozen)
+        first = phase not in phases_seen
+        phases_seen.add(phase)
+        step_start = time.perf_counter()
         losses = t.step(l, ab, adversarial, cw)
+        if first:
+            sync()
+            uncounted += time.perf_counter() - step_start
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v
         steps += 1
@@ -615,7 +626,8 @@ def train(args, device):
             sums, window = {}, 0
     save_generator(t.ema, os.path.join(args.out, f"{args.name}-final.safetensors"), args.gen_size, args.half,
                    args.ab_bins, args.temperature, log_weights)
-    print(f"[{args.name}] done: {seen} images in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"[{args.name}] done: {seen} images in {time.perf_counter() - start:.0f} s "
+          f"({uncounted:.0f} s of first steps not counted)", flush=True)
 
 
 def ab_soft_histogram(ab, k):
