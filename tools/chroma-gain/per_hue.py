@@ -1,7 +1,9 @@
 """Per-hue chroma gains (least squares on one half of the holdout, scored on the other) against one gain.
 per_hue.py OUTDIR TRUTHDIR RATIO K"""
-import os
-exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shapes.py')).read().split("truth_cf=np.mean")[0])
+import sys, numpy as np
+from shapes import load, to_lab, to_rgb, cf, psnr
+out, truth, ratio = sys.argv[1], sys.argv[2], float(sys.argv[3])
+data, _ = load(out, truth)
 K=int(sys.argv[4])
 def weights(ab):
     h=np.arctan2(ab[...,1],ab[...,0])%(2*np.pi); x=h/(2*np.pi)*K; i0=np.floor(x).astype(int)%K; f=x-np.floor(x)

@@ -1,7 +1,10 @@
 """A per-image gain by the image's own predicted colourfulness, against one gain.
 per_image.py OUTDIR TRUTHDIR RATIO"""
-import os
-exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shapes.py')).read().split("print(f\"truth CF")[0])
+import sys, numpy as np
+from shapes import load, to_rgb, cf, psnr
+out, truth, ratio = sys.argv[1], sys.argv[2], float(sys.argv[3])
+data, truth_cf = load(out, truth)
+target=ratio*truth_cf
 print(f"truth CF {truth_cf:.2f}, target {target:.2f}")
 base=[cf(to_rgb(np.concatenate([L[...,None],ab],-1))) for T,L,ab in data]
 def score2(a,k):
