@@ -17,8 +17,6 @@
 # best held-out PSNR at its gain, tinct export --half --saturation G, and score photos/val once.
 DEFAULT_SECS=400
 source "$(dirname "$0")/common.sh"
-SNAPS=/tmp/snaps
-rm -rf "$SNAPS" && mkdir -p "$SNAPS"  # a fresh set: the averages take every snapshot there
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 common="--cache /dev/shm/photos.npy --imagenet $IN/effnet-enc.safetensors --size $SIZE --gen-size 256
   --batch $BATCH --half --out $SNAPS --log-seconds 60 --ema-decay 0.99"
@@ -40,10 +38,5 @@ thaw="--freeze-encoder-seconds $pre --crop-min 1 --pretrain-seconds $pre --lambd
 $T $common $thaw --name thaw --seconds "$SECS" --snapshots "$snaps" > "$LOGS/thaw.txt" 2>&1 &
 sleep $((SECS / 4))
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-wait
-for run in frozen frozen-128 open thaw; do
-    cp "$SNAPS/$run-final.safetensors" "$OUT/" 2>/dev/null
-    # Four digits of seconds: "frozen-[0-9]*" would also take frozen-128's snapshots.
-    python3 "$HERE/train.py" --average "$OUT/$run-avg3.safetensors" "$SNAPS/$run"-[0-9][0-9][0-9][0-9]s.safetensors
-done
+collect frozen frozen-128 open thaw
 finish

@@ -1,7 +1,9 @@
-# Sourced by the sweep scripts: arguments, the twin's command and the training cache.
+# Sourced by the sweep scripts: arguments, the twin's command, the training cache and the helpers
+# that gather what the runs wrote.
 # Usage of a sweep: SCRIPT INPUTS OUT SECONDS, where INPUTS/data holds the training photos
-# (photos/train pre-resized to 256x256); SIZE and BATCH (default 256, 32) are smaller for a dry run
-# on a CPU. Every 10th file by sorted name is held out for calibration (--holdout-every 10).
+# (photos/train pre-resized to 256x256; domains.sh has other folders and caches its own); SIZE and
+# BATCH (default 256, 32) are smaller for a dry run on a CPU. Every 10th file by sorted name is
+# held out for calibration (--holdout-every 10).
 set -u
 IN=$1
 OUT=$2
@@ -11,9 +13,25 @@ BATCH=${BATCH:-32}
 HERE=$(cd "$(dirname "$0")" && pwd)
 T="python3 -u $HERE/train.py"
 LOGS=/tmp/logs
-rm -rf "$LOGS"  # only this sweep's logs are printed by finish
-mkdir -p "$OUT" "$LOGS"
-$T --prepare --data "$IN/data" --cache /dev/shm/photos.npy --holdout-every 10 || exit 1
+SNAPS=/tmp/snaps
+# Only this sweep's logs are printed by finish, and only its snapshots averaged by collect.
+rm -rf "$LOGS" "$SNAPS"
+mkdir -p "$OUT" "$LOGS" "$SNAPS"
+if [ -d "$IN/data" ]; then
+    $T --prepare --data "$IN/data" --cache /dev/shm/photos.npy --holdout-every 10 || exit 1
+fi
+
+# collect RUN...: waits for the runs, then leaves two files of each in OUT: its final weights and
+# the average of its snapshots (at most 8 files come back from a device call).
+collect() {
+    wait
+    for run in "$@"; do
+        cp "$SNAPS/$run-final.safetensors" "$OUT/" 2>/dev/null
+        # Four digits of seconds: "frozen-[0-9]*" would also take frozen-128's snapshots.
+        python3 "$HERE/train.py" --average "$OUT/$run-avg3.safetensors" \
+            "$SNAPS/$run"-[0-9][0-9][0-9][0-9]s.safetensors
+    done
+}
 
 # Waits for the side-by-side runs and prints their logs and what they wrote.
 finish() {

@@ -13,15 +13,8 @@
 #   mkdir -p .gpu-in && cp -r ../shared/data/anime/train .gpu-in/anime &&
 #   cp -r ../shared/data/drawn/train .gpu-in/drawn && cp models/photo.safetensors .gpu-in/
 #   run: bash tools/gpu-train/domains.sh .gpu-in $OUT 120   (carry .gpu-in)
-set -u
-IN=$1
-OUT=$2
-SECS=${3:-120}
-HERE=$(cd "$(dirname "$0")" && pwd)
-T="python3 -u $HERE/train.py"
-SNAPS=/tmp/snaps-domains
-LOGS=/tmp/logs-domains
-rm -rf "$SNAPS" "$LOGS" && mkdir -p "$SNAPS" "$LOGS" "$OUT"
+DEFAULT_SECS=120
+source "$(dirname "$0")/common.sh"
 $T --prepare --data "$IN/anime" --store-size 128 --cache /dev/shm/anime.npy --holdout-every 10 || exit 1
 $T --prepare --data "$IN/drawn" --store-size 256 --cache /dev/shm/drawn.npy --holdout-every 10 || exit 1
 common="--init-g $IN/photo.safetensors --crop-min 1 --batch 32 --lambda-l1 100 --ema-decay 0.99
@@ -41,10 +34,5 @@ run anime-thaw anime 128 "$SECS" --freeze-encoder-seconds $((SECS / 3))
 run anime-frozen anime 128 "$SECS" --freeze-encoder-seconds 1000000
 run drawn-thaw drawn 256 "$D" --freeze-encoder-seconds $((D / 3))
 run drawn-frozen drawn 256 "$D" --freeze-encoder-seconds 1000000
-wait
-for name in anime-thaw anime-frozen drawn-thaw drawn-frozen; do
-    cp "$SNAPS/$name-final.safetensors" "$OUT/" 2>/dev/null
-    python3 "$HERE/train.py" --average "$OUT/$name-avg3.safetensors" "$SNAPS/$name"-[0-9][0-9][0-9][0-9]s.safetensors
-done
-for f in "$LOGS"/*.txt; do echo "== $f"; grep -v Warn "$f"; done
-ls -la "$OUT"
+collect anime-thaw anime-frozen drawn-thaw drawn-frozen
+finish
