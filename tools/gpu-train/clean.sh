@@ -21,21 +21,17 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 common="--cache /dev/shm/photos.npy --imagenet $IN/effnet-enc.safetensors --size $SIZE --gen-size 256
   --batch $BATCH --half --out $SNAPS --log-seconds 60 --ema-decay 0.99"
 pre=$((SECS / 2))
-# Snapshots early in the GAN stage, to average: on the CPU, v1's best came 1.5 GAN epochs in,
-# and a GPU run sees about 3 epochs of 1,640 photos per 25 s here.
-snaps="$((pre + (SECS - pre) / 8)),$((pre + (SECS - pre) / 4)),$((pre + (SECS - pre) / 2))"
-frozen="--freeze-encoder-seconds 1000000 --crop-min 1 --pretrain-seconds $pre --lambda-l1 100"
+# Snapshots early in the GAN stage (1/8, 1/4 and 1/2 of the way), to average: on the CPU, v1's
+# best came 1.5 GAN epochs in, and a GPU run sees about 3 epochs of 1,640 photos per 25 s here.
+frozen="--freeze-encoder-seconds 1000000 --crop-min 1 --lambda-l1 100"
 # Session 11's v1 (the shipped photo's recipe: encoder frozen, whole images, lambda 100), at
 # 256 px and at v1's own 128 px and batch 16. (v1's chroma-term twin, v2, lost 0.7 dB on the CPU.)
-$T $common $frozen --name frozen --seconds "$SECS" --snapshots "$snaps" > "$LOGS/frozen.txt" 2>&1 &
-$T $common $frozen --name frozen-128 --size 128 --batch 16 \
-    --seconds "$SECS" --snapshots "$snaps" > "$LOGS/frozen-128.txt" 2>&1 &
+launch frozen "$SECS" "$pre" "8 4 2" $frozen
+launch frozen-128 "$SECS" "$pre" "8 4 2" $frozen --size 128 --batch 16
 # Session 10's recipe (encoder trained, crops, lambda 500 with the colourfulness term).
-open="--pretrain-seconds $pre --pretrain-chroma-weight 4 --lambda-l1 500 --chroma-weight 2000"
-$T $common $open --name open --seconds "$SECS" --snapshots "$snaps" > "$LOGS/open.txt" 2>&1 &
+launch open "$SECS" "$pre" "8 4 2" --pretrain-chroma-weight 4 --lambda-l1 500 --chroma-weight 2000
 # Between the two: v1's frozen L1 stage, then a GAN stage that also trains the encoder.
-thaw="--freeze-encoder-seconds $pre --crop-min 1 --pretrain-seconds $pre --lambda-l1 100"
-$T $common $thaw --name thaw --seconds "$SECS" --snapshots "$snaps" > "$LOGS/thaw.txt" 2>&1 &
+launch thaw "$SECS" "$pre" "8 4 2" --freeze-encoder-seconds "$pre" --crop-min 1 --lambda-l1 100
 sleep $((SECS / 4))
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 collect frozen frozen-128 open thaw

@@ -11,7 +11,8 @@ SECS=${3:-$DEFAULT_SECS}
 SIZE=${SIZE:-256}
 BATCH=${BATCH:-32}
 HERE=$(cd "$(dirname "$0")" && pwd)
-T="python3 -u $HERE/train.py"
+# The trainer (T=echo prints the commands a sweep would run, for checking it without a GPU).
+T=${T:-python3 -u $HERE/train.py}
 LOGS=/tmp/logs
 SNAPS=/tmp/snaps
 # Only this sweep's logs are printed by finish, and only its snapshots averaged by collect.
@@ -20,6 +21,17 @@ mkdir -p "$OUT" "$LOGS" "$SNAPS"
 if [ -d "$IN/data" ]; then
     $T --prepare --data "$IN/data" --cache /dev/shm/photos.npy --holdout-every 10 || exit 1
 fi
+
+# launch NAME SECS PRE "D..." [FLAGS]: one run of the trainer in the background (with $common and
+# FLAGS, which may override it), L1 only for its first PRE seconds, a snapshot at
+# PRE + (SECS - PRE) / D seconds for each D, its log in $LOGS.
+launch() {
+    local name=$1 secs=$2 pre=$3 divisors=$4 snaps="" d
+    shift 4
+    for d in $divisors; do snaps="$snaps${snaps:+,}$((pre + (secs - pre) / d))"; done
+    $T $common --name "$name" --seconds "$secs" --pretrain-seconds "$pre" --snapshots "$snaps" "$@" \
+        > "$LOGS/$name.txt" 2>&1 &
+}
 
 # collect RUN...: waits for the runs, then leaves two files of each in OUT: its final weights and
 # the average of its snapshots (at most 8 files come back from a device call).

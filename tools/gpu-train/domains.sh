@@ -19,15 +19,13 @@ $T --prepare --data "$IN/anime" --store-size 128 --cache /dev/shm/anime.npy --ho
 $T --prepare --data "$IN/drawn" --store-size 256 --cache /dev/shm/drawn.npy --holdout-every 10 || exit 1
 common="--init-g $IN/photo.safetensors --crop-min 1 --batch 32 --lambda-l1 100 --ema-decay 0.99
   --half --out $SNAPS --log-seconds 15"
-# run NAME DOMAIN SIZE SECONDS [FLAGS]: one fine-tuning run in the background.
+# run NAME DOMAIN SIZE SECONDS [FLAGS]: one fine-tuning run in the background, L1 for its first
+# third, snapshots 1/8, 1/4 and 1/2 of the way through its GAN stage.
 run() {
     local name=$1 domain=$2 size=$3 secs=$4
     shift 4
-    local pre=$((secs / 3))
-    local snaps="$((pre + (secs - pre) / 8)),$((pre + (secs - pre) / 4)),$((pre + (secs - pre) / 2))"
-    $T $common --cache "/dev/shm/$domain.npy" --size "$size" --gen-size "$size" --name "$name" \
-        --pretrain-seconds "$pre" --seconds "$secs" --snapshots "$snaps" "$@" \
-        > "$LOGS/$name.txt" 2>&1 &
+    launch "$name" "$secs" $((secs / 3)) "8 4 2" --cache "/dev/shm/$domain.npy" --size "$size" \
+        --gen-size "$size" "$@"
 }
 D=$((SECS * 3 / 8))
 run anime-thaw anime 128 "$SECS" --freeze-encoder-seconds $((SECS / 3))

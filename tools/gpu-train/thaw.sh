@@ -11,13 +11,12 @@ DEFAULT_SECS=420
 source "$(dirname "$0")/common.sh"
 common="--cache /dev/shm/photos.npy --imagenet $IN/effnet-enc.safetensors --size $SIZE --gen-size 256
   --batch $BATCH --half --out $SNAPS --log-seconds 60 --ema-decay 0.99 --crop-min 1 --lambda-l1 100"
-# run NAME PRE [FLAGS]: a thaw run whose L1 stage (encoder frozen) lasts PRE seconds.
+# run NAME PRE [FLAGS]: a thaw run whose L1 stage (encoder frozen) lasts PRE seconds, with
+# snapshots 1/32, 1/16 and 1/8 of the way through its GAN stage.
 run() {
     local name=$1 pre=$2
     shift 2
-    local g=$((SECS - pre))
-    $T $common --name "$name" --seconds "$SECS" --pretrain-seconds "$pre" --freeze-encoder-seconds "$pre" \
-        --snapshots "$((pre + g / 32)),$((pre + g / 16)),$((pre + g / 8))" "$@" > "$LOGS/$name.txt" 2>&1 &
+    launch "$name" "$SECS" "$pre" "32 16 8" --freeze-encoder-seconds "$pre" "$@"
 }
 run thaw-s7 $((SECS / 2)) --seed 7               # session 12's run, another seed
 run thaw-crop $((SECS / 2)) --crop-min 0.6       # random crops of 0.6-1 of each side
