@@ -376,6 +376,12 @@ pub struct EvalArgs {
     /// export --saturation`, on images the model did not train on.
     #[arg(long, value_name = "RATIO")]
     pub match_colourfulness: Option<f64>,
+    /// With --match-colourfulness: take the truth's colourfulness from all the colour images
+    /// of this folder (e.g. the whole training folder) instead of DIR's. The model's colour
+    /// varies less between samples than the truth's, so a small held-out DIR estimates the one
+    /// better than the other.
+    #[arg(long, value_name = "FOLDER", requires = "match_colourfulness")]
+    pub colourfulness_of: Option<PathBuf>,
     #[command(flatten)]
     pub gan: GanArgs,
     #[arg(long, default_value = "cpu")]
@@ -679,10 +685,18 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         };
         // With several models, the decoding flags apply to those that classify colour.
         let several = models.len() > 1;
+        let truth_cf = match &a.colourfulness_of {
+            Some(d) => {
+                let (cf, n) = crate::eval::mean_colourfulness(d)?;
+                eprintln!("truth colourfulness {cf:.2} over {n} images of {}", d.display());
+                Some(cf)
+            }
+            None => None,
+        };
         for m in &models {
             let mut c = load_colorizer_for(m, &device, &a.gan, several)?;
             if let Some(ratio) = a.match_colourfulness {
-                let g = crate::eval::matching_gain(&c, dir, ratio, a.limit)?;
+                let g = crate::eval::matching_gain(&c, dir, ratio, truth_cf, a.limit)?;
                 let gain = c.saturation * g.gain;
                 // Both printed to the 4 decimals the search rounds to (not as raw f32 products).
                 let stored = (gain * c.model_saturation() * 1e4).round() / 1e4;

@@ -164,19 +164,49 @@ pub struct GainMatch {
     pub gain: f32,
     /// Mean colourfulness of the outputs at that gain.
     pub colourfulness: f64,
-    /// Mean colourfulness of the colour originals.
+    /// The truth's mean colourfulness the ratio was taken of.
     pub colourfulness_truth: f64,
 }
 
+/// Mean colourfulness (Hasler and Süsstrunk) of the colour images in `dir`, and how many were
+/// read. Unreadable files are skipped; a folder with none readable is an error.
+pub fn mean_colourfulness(dir: &Path) -> Result<(f64, usize)> {
+    let files = truth_files(dir, None)?;
+    let cf: Vec<f64> = files
+        .par_iter()
+        .filter_map(|f| crate::imageio::open(f).ok())
+        .map(|img| metrics::colourfulness(&img.to_rgb8()))
+        .collect();
+    if cf.is_empty() {
+        bail!("{}: no readable image to take the colourfulness of", dir.display());
+    }
+    Ok((cf.iter().sum::<f64>() / cf.len() as f64, cf.len()))
+}
+
 /// Finds the gain at which `c`'s mean colourfulness (Hasler and Süsstrunk) on the colour
-/// images of `truth_dir` (the first `limit`) is `ratio` times theirs: the calibration of
-/// `tinct export --saturation`, to be done on images the model did not train on. Each image is
-/// colourised once; the chroma is then scaled and converted to RGB for each trial gain (secant
-/// steps on this increasing function, until within 0.1 % of the target). Unreadable files are
-/// skipped here (the evaluation itself reports them).
-pub fn matching_gain(c: &Colorizer, truth_dir: &Path, ratio: f64, limit: Option<usize>) -> Result<GainMatch> {
+/// images of `truth_dir` (the first `limit`) is `ratio` times the truth's: the calibration of
+/// `tinct export --saturation`, to be done on images the model did not train on. The truth's
+/// colourfulness is that of the same images, or `truth_colourfulness` when given (the mean over
+/// a larger set of the same kind of image, such as the whole training folder: the model's
+/// colour varies less from sample to sample than the truth's, so a small held-out set is a
+/// better estimate of the one than of the other). Each image is colourised once; the chroma is
+/// then scaled and converted to RGB for each trial gain (secant steps on this increasing
+/// function, until within 0.1 % of the target). Unreadable files are skipped here (the
+/// evaluation itself reports them).
+pub fn matching_gain(
+    c: &Colorizer,
+    truth_dir: &Path,
+    ratio: f64,
+    truth_colourfulness: Option<f64>,
+    limit: Option<usize>,
+) -> Result<GainMatch> {
     if !(ratio.is_finite() && ratio > 0.0 && ratio <= 2.0) {
         bail!("colourfulness ratio {ratio}: must be a number in (0, 2]");
+    }
+    if let Some(t) = truth_colourfulness {
+        if !(t.is_finite() && t > 0.0) {
+            bail!("truth colourfulness {t}: must be a positive number");
+        }
     }
     let files = truth_files(truth_dir, limit)?;
     let pairs: Vec<(LabImage, f64)> = files
@@ -193,7 +223,7 @@ pub fn matching_gain(c: &Colorizer, truth_dir: &Path, ratio: f64, limit: Option<
         bail!("{}: no readable image to calibrate on", truth_dir.display());
     }
     let n = pairs.len() as f64;
-    let truth = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+    let truth = truth_colourfulness.unwrap_or_else(|| pairs.iter().map(|p| p.1).sum::<f64>() / n);
     let at = |g: f64| -> f64 {
         let scale = |v: &[f32]| v.iter().map(|x| x * g as f32).collect::<Vec<f32>>();
         pairs
@@ -512,7 +542,7 @@ mod tests {
             img.save(dir.path().join(format!("{k}.png"))).unwrap();
         }
         let c = crate::infer::tests::shifted_colorizer();
-        let m = matching_gain(&c, dir.path(), 0.5, None).unwrap();
+        let m = matching_gain(&c, dir.path(), 0.5, None, None).unwrap();
         assert!(m.colourfulness_truth > 10.0, "{m:?}");
         assert!((m.colourfulness / m.colourfulness_truth - 0.5).abs() < 0.01, "{m:?}");
         let c = c.with_saturation(m.gain).unwrap();
@@ -523,7 +553,32 @@ mod tests {
             cf += metrics::colourfulness(&out.to_rgb8()) / 3.0;
         }
         assert!((cf - m.colourfulness).abs() < 1e-9, "{cf} vs {m:?}");
-        assert!(matching_gain(&c, dir.path(), 0.0, None).is_err());
-        assert!(matching_gain(&c, dir.path(), 2.5, None).is_err());
+        assert!(matching_gain(&c, dir.path(), 0.0, None, None).is_err());
+        assert!(matching_gain(&c, dir.path(), 2.5, None, None).is_err());
+        assert!(matching_gain(&c, dir.path(), 0.5, Some(0.0), None).is_err());
+    }
+
+    /// With the truth's colourfulness taken from another folder, the gain matches a share of
+    /// that figure instead; `mean_colourfulness` skips unreadable files and is the mean of the
+    /// per-image figures (0 for a gray image).
+    #[test]
+    fn matching_gain_can_take_the_truths_colourfulness_from_a_larger_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let colour = RgbImage::from_fn(40, 32, |x, y| image::Rgb([(x * 6) as u8, (y * 7) as u8, 200]));
+        colour.save(dir.path().join("a.png")).unwrap();
+        RgbImage::from_pixel(40, 32, image::Rgb([90, 90, 90]))
+            .save(dir.path().join("b.png"))
+            .unwrap();
+        std::fs::write(dir.path().join("c.png"), b"not a png").unwrap();
+        let (cf, n) = mean_colourfulness(dir.path()).unwrap();
+        assert_eq!(n, 2);
+        assert!((cf - metrics::colourfulness(&colour) / 2.0).abs() < 1e-9, "{cf}");
+        let c = crate::infer::tests::shifted_colorizer();
+        let m = matching_gain(&c, dir.path(), 0.5, Some(30.0), None).unwrap();
+        assert_eq!(m.colourfulness_truth, 30.0);
+        assert!((m.colourfulness - 15.0).abs() < 0.015 * 15.0, "{m:?}");
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("x.png"), b"nope").unwrap();
+        assert!(mean_colourfulness(empty.path()).is_err());
     }
 }
