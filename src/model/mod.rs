@@ -7,6 +7,9 @@ pub mod patchgan;
 pub mod store;
 pub mod unet;
 
+#[cfg(test)]
+mod batch_norm_tests;
+
 use burn::module::{ModuleMapper, Param, ParamId};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};

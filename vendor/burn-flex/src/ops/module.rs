@@ -7,7 +7,8 @@ use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
     ops::{
-        AttentionModuleOptions, ConvOptions, ConvTransposeOptions, DeformConv2dBackward,
+        AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions,
+        ConvTransposeOptions, DeformConv2dBackward,
         DeformConvOptions, FloatTensorOps, IntTensorOps, InterpolateMode, InterpolateOptions,
         MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps, conv::pad_asymmetric_conv_input,
     },
@@ -42,7 +43,88 @@ pub(crate) fn cast_from_f32<E: Element + Pod + Copy>(
     FlexTensor::new(bytes, Layout::contiguous(shape), E::dtype())
 }
 
+/// `x` (`[batch, channels, ...]`) as `[batch, channels, rest]`, and the shape `[1, channels, 1]`
+/// of per-channel figures on that view. A free reshape for a contiguous tensor.
+fn per_channel_view(x: FloatTensor<Flex>) -> (FloatTensor<Flex>, Shape) {
+    let shape = x.shape();
+    let (n, c) = (shape[0], shape[1]);
+    let rest = shape.num_elements() / (n * c).max(1);
+    (Flex::float_reshape(x, Shape::new([n, c, rest])), Shape::new([1, c, 1]))
+}
+
+/// The per-channel mean of a `[batch, channels, rest]` tensor, `[1, channels, 1]`: the mean over
+/// the contiguous last axis, then over the batch (equal counts, so the mean of means).
+fn channel_mean(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
+    Flex::float_mean_dim(Flex::float_mean_dim(x, 2), 0)
+}
+
+/// The per-channel sum of a `[batch, channels, rest]` tensor, `[1, channels, 1]`.
+fn channel_sum(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
+    Flex::float_sum_dim(Flex::float_sum_dim(x, 2), 0)
+}
+
 impl ModuleOps<Flex> for Flex {
+    // Batch norm in training (tinct's patch): burn-backend's default computes each per-channel
+    // reduction on `swap_dims(0, 1)` reshaped to `[channels, rest]`, which copies the whole
+    // activation into a transposed layout: twice in the forward pass and twice in the backward
+    // pass of every batch norm. Here the same statistics and gradients are reduced over a
+    // `[batch, channels, rest]` view (last axis, then batch), which copies nothing.
+    fn batch_norm_train(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> BatchNormTrain<Flex> {
+        let channels = x.shape()[1];
+        let (x3, _) = per_channel_view(x.clone());
+        let mean = channel_mean(x3.clone());
+        let centered = Flex::float_sub(x3, mean.clone());
+        let variance = channel_mean(Flex::float_mul(centered.clone(), centered));
+        let mean = Flex::float_reshape(mean, Shape::new([channels]));
+        let variance = Flex::float_reshape(variance, Shape::new([channels]));
+        let output = Flex::batch_norm(x, gamma, beta, mean.clone(), variance.clone(), epsilon);
+        BatchNormTrain::new(output, mean, variance)
+    }
+
+    fn batch_norm_train_backward(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+        output_grad: FloatTensor<Flex>,
+    ) -> BatchNormTrainBackward<Flex> {
+        let shape = x.shape();
+        let channels = shape[1];
+        let (x3, per_channel) = per_channel_view(x);
+        let (grad3, _) = per_channel_view(output_grad);
+        let inv_std = Flex::float_reshape(
+            Flex::float_recip(Flex::float_sqrt(Flex::float_add_scalar(
+                variance,
+                burn_backend::Scalar::Float(epsilon),
+            ))),
+            per_channel.clone(),
+        );
+        let normalized = Flex::float_mul(
+            Flex::float_sub(x3, Flex::float_reshape(mean, per_channel.clone())),
+            inv_std.clone(),
+        );
+        let grad_normalized = Flex::float_mul(grad3.clone(), normalized.clone());
+        let beta_grad = channel_sum(grad3.clone());
+        let gamma_grad = channel_sum(grad_normalized.clone());
+        let mean_grad = channel_mean(grad3.clone());
+        let mean_normalized_grad = channel_mean(grad_normalized);
+        let centred_grad = Flex::float_sub(grad3, mean_grad);
+        let projected = Flex::float_mul(normalized, mean_normalized_grad);
+        let scale = Flex::float_mul(Flex::float_reshape(gamma, per_channel), inv_std);
+        let x_grad = Flex::float_mul(scale, Flex::float_sub(centred_grad, projected));
+        BatchNormTrainBackward::new(
+            Flex::float_reshape(x_grad, shape),
+            Flex::float_reshape(gamma_grad, Shape::new([channels])),
+            Flex::float_reshape(beta_grad, Shape::new([channels])),
+        )
+    }
+
     fn conv1d(
         x: FloatTensor<Flex>,
         weight: FloatTensor<Flex>,
