@@ -73,8 +73,9 @@ pub fn save_generator(g: &Generator, config: &GeneratorConfig, path: &Path) -> R
     crate::imageio::write_bytes_atomic(&path.with_extension("json"), json.as_bytes())
 }
 
-/// Reads the generator config embedded in a safetensors file. Only the file's header is read
-/// (the weights are checked when they are loaded).
+/// Reads a safetensors file's generator config (the JSON beside it, else the embedded one; see
+/// `generator_config_from`). Only the file's header is read (the weights are checked when they
+/// are loaded).
 pub fn read_generator_config(path: &Path) -> Result<GeneratorConfig> {
     let meta = read_header_metadata(path)?;
     checked(generator_config_from(meta.as_ref(), path)?, path)
@@ -109,8 +110,8 @@ fn read_header_metadata(path: &Path) -> Result<Option<std::collections::HashMap<
     Ok(h.metadata)
 }
 
-/// The generator config of a safetensors file's bytes (`path` names it in errors and locates a
-/// JSON file beside it as a fallback).
+/// The generator config of a safetensors file's bytes (`path` names it in errors and locates
+/// the JSON file beside it, which takes precedence).
 fn generator_config_of(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
@@ -126,24 +127,30 @@ fn checked(config: GeneratorConfig, path: &Path) -> Result<GeneratorConfig> {
     Ok(config)
 }
 
-/// The config embedded in a file's metadata, or else the JSON file beside it.
+/// A model file's config: the `<stem>.json` beside it where there is one, else the config
+/// embedded in its metadata. `tinct export` and training write the two alike; the JSON wins so
+/// that a model's settings (such as a shipped model's chroma gain) can be changed without
+/// rewriting, or re-committing, its weights file.
 fn generator_config_from(
     meta: Option<&std::collections::HashMap<String, String>>,
     path: &Path,
 ) -> Result<GeneratorConfig> {
-    if let Some(json) = meta.and_then(|m| m.get(CONFIG_KEY)) {
-        return serde_json::from_str(json).with_context(|| format!("{}: bad embedded config", path.display()));
-    }
-    // Fall back to a JSON file beside the weights.
     let side = path.with_extension("json");
-    let json = std::fs::read_to_string(&side).with_context(|| {
-        format!(
+    match std::fs::read_to_string(&side) {
+        Ok(json) => {
+            return serde_json::from_str(&json).with_context(|| format!("{}: bad generator config", side.display()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", side.display())),
+    }
+    match meta.and_then(|m| m.get(CONFIG_KEY)) {
+        Some(json) => serde_json::from_str(json).with_context(|| format!("{}: bad embedded config", path.display())),
+        None => bail!(
             "{}: no embedded generator config and no {} beside it",
             path.display(),
             side.display()
-        )
-    })?;
-    serde_json::from_str(&json).with_context(|| format!("{}: bad generator config", side.display()))
+        ),
+    }
 }
 
 /// Loads a generator (config and weights) from a safetensors file.
@@ -495,5 +502,36 @@ mod tests {
             let err = format!("{:#}", read_generator_config(&p).unwrap_err());
             assert!(err.contains(name) && err.contains(why), "{err}");
         }
+    }
+
+    /// The JSON beside a model file overrides its embedded config (a shipped model's gain is
+    /// changed there), and an export of it carries the JSON's settings; without the JSON, the
+    /// embedded config is used.
+    #[test]
+    fn the_json_beside_a_model_overrides_its_embedded_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GeneratorConfig::effnet_unet(32);
+        let src = dir.path().join("g.safetensors");
+        save_generator(&cfg.init(&Device::flex()), &cfg, &src).unwrap();
+        let mut edited = serde_json::to_value(&cfg).unwrap();
+        edited["effnet"]["saturation"] = serde_json::json!(1.5);
+        std::fs::write(src.with_extension("json"), edited.to_string()).unwrap();
+        let read = read_generator_config(&src).unwrap();
+        assert_eq!(serde_json::to_value(&read).unwrap(), edited);
+        let dst = dir.path().join("out.safetensors");
+        export_generator(&[src.clone()], &dst, None, false, None).unwrap();
+        std::fs::remove_file(dst.with_extension("json")).unwrap();
+        assert_eq!(
+            serde_json::to_value(read_generator_config(&dst).unwrap()).unwrap(),
+            edited
+        );
+        std::fs::remove_file(src.with_extension("json")).unwrap();
+        assert_eq!(
+            serde_json::to_value(read_generator_config(&src).unwrap()).unwrap(),
+            serde_json::to_value(&cfg).unwrap()
+        );
+        std::fs::write(src.with_extension("json"), "{ not json").unwrap();
+        let err = format!("{:#}", read_generator_config(&src).unwrap_err());
+        assert!(err.contains("g.json") && err.contains("bad generator config"), "{err}");
     }
 }
