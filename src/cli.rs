@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::infer::{BatchOptions, Colorizer, Fit};
+use crate::batch::{BatchOptions, Outcome, Shard, ShardSpec};
+use crate::infer::{Colorizer, Fit};
 use crate::method::{Method, MethodKind, MethodOptions};
 use crate::model::{Arch, GeneratorConfig, PatchGanConfig};
 use crate::train::{RunPaths, TrainConfig, TrainOptions};
@@ -209,6 +210,110 @@ pub struct ColorizeArgs {
     pub method: MethodKind,
     #[command(flatten)]
     pub classic: ClassicArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+}
+
+/// How a batch of files is split, resumed and reported (an archive on a cluster).
+#[derive(Args, Debug, Clone)]
+pub struct BatchArgs {
+    /// Colour only this task's share of the inputs: I/N (0-based, e.g. 0/4), or auto to read
+    /// the array job's index and count from Slurm, Kubernetes, AWS Batch or Google Cloud Batch.
+    /// An input's shard is a hash of its path below its folder, so adding files moves none.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<ShardSpec>,
+    /// The number of tasks, for --shard auto where the scheduler does not give it (a
+    /// Kubernetes Indexed Job's completions).
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shard_count: Option<u64>,
+    /// Leave inputs whose output already exists alone (outputs are written atomically, so an
+    /// existing one is complete): a retried task finishes only what is left.
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Write a JSON summary: the files done, skipped and failed (with each failure's reason).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+impl BatchArgs {
+    /// Expands the inputs and keeps this task's shard. Refuses a run that found nothing.
+    fn inputs(
+        &self,
+        args: &[String],
+        out_dir: Option<&Path>,
+        kind: crate::batch::Kind,
+        quiet: bool,
+    ) -> Result<Selected> {
+        let shard = self.shard.map(|s| Shard::from_env(s, self.shard_count)).transpose()?;
+        if self.shard_count == Some(0) {
+            bail!("--shard-count 0: give the number of tasks, at least 1");
+        }
+        let (inputs, missing) = crate::batch::expand_inputs(args, out_dir, kind);
+        for m in &missing {
+            eprintln!("error: {m}");
+        }
+        if inputs.is_empty() {
+            bail!(
+                "no input {}",
+                if kind == crate::batch::Kind::Images {
+                    "images"
+                } else {
+                    "videos"
+                }
+            );
+        }
+        let total = inputs.len();
+        let inputs = crate::batch::select(inputs, shard.as_ref());
+        if let Some(s) = &shard
+            && !quiet
+        {
+            eprintln!("{s}: {} of {total} input(s)", inputs.len());
+        }
+        Ok(Selected {
+            shard,
+            total,
+            inputs,
+            missing,
+        })
+    }
+
+    /// Writes the report if one was asked for, prints how many inputs failed, and gives the
+    /// exit status.
+    fn finish(&self, report: crate::batch::Report) -> Result<ExitCode> {
+        if let Some(path) = &self.report {
+            report.write(path)?;
+        }
+        let failed = report.failed.len();
+        if failed > 0 {
+            // Arguments that matched nothing are failures beside the shard's inputs.
+            let unmatched = report.done.len() + report.skipped.len() + failed - report.inputs;
+            eprintln!("{failed} of {} input(s) failed", report.inputs + unmatched);
+            return Ok(ExitCode::from(EXIT_PARTIAL));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The inputs a batch run colours.
+struct Selected {
+    shard: Option<Shard>,
+    /// Inputs found before sharding.
+    total: usize,
+    /// This shard's inputs.
+    inputs: Vec<crate::batch::Input>,
+    /// Arguments that matched nothing.
+    missing: Vec<String>,
+}
+
+/// Prints one line for a finished input: what it became, or its error.
+fn print_outcome(r: &crate::batch::FileResult, quiet: bool) {
+    use crate::batch::Outcome;
+    match &r.outcome {
+        Outcome::Done(o) if !quiet => eprintln!("{} -> {}", r.input.display(), o.display()),
+        Outcome::Skipped(o) if !quiet => eprintln!("{}: skipped, {} exists", r.input.display(), o.display()),
+        Outcome::Failed(e) => eprintln!("error: {e}"),
+        _ => {}
+    }
 }
 
 /// How a generator is run.
@@ -298,14 +403,16 @@ impl ClassicArgs {
 
 #[derive(Args, Debug)]
 pub struct VideoArgs {
-    /// Input video file (any format ffmpeg reads); omit with --from-frames.
+    /// Input videos: files (any format ffmpeg reads), folders (searched for video files) or
+    /// glob patterns; omit with --from-frames.
     #[arg(required_unless_present = "from_frames")]
-    pub input: Option<PathBuf>,
-    /// Output video file (the extension picks the container); omit with --to-frames.
+    pub inputs: Vec<String>,
+    /// Output video file (the extension picks the container), or with several inputs a folder
+    /// (each output keeps its input's path below its folder, as .mp4); omit with --to-frames.
     #[arg(short, long, required_unless_present_any = ["to_frames", "eval"])]
     pub out: Option<PathBuf>,
     /// Read numbered image files from this folder instead of a video.
-    #[arg(long, conflicts_with = "input")]
+    #[arg(long, conflicts_with = "inputs")]
     pub from_frames: Option<PathBuf>,
     /// Frame rate of --from-frames input.
     #[arg(long, default_value = "25")]
@@ -331,8 +438,10 @@ pub struct VideoArgs {
     #[arg(long)]
     pub max_frames: Option<u64>,
     /// Replace an existing output.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "skip_existing")]
     pub force: bool,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Instead of writing a video, treat the input as colour ground truth: colourise its gray
     /// frames with and without stabilisation and print flicker, PSNR and colourfulness (JSON).
     #[arg(long)]
@@ -575,54 +684,56 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
             bail!("-o {out_text} and --format {f} disagree; give one of them");
         }
     }
-    let (inputs, missing) = crate::infer::expand_inputs(&a.inputs, (!names_file).then_some(a.out.as_path()));
-    for m in &missing {
-        eprintln!("error: {m}");
-    }
-    if inputs.is_empty() {
-        bail!("no input images");
-    }
+    let Selected {
+        shard,
+        total,
+        inputs,
+        missing,
+    } = a.batch.inputs(
+        &a.inputs,
+        (!names_file).then_some(a.out.as_path()),
+        crate::batch::Kind::Images,
+        a.quiet,
+    )?;
     let method = match a.method {
         MethodKind::Gan => Method::Gan(Box::new(load_colorizer(&a.model, &device, &a.gan)?)),
         kind => Method::classic(kind, &a.classic.options())?,
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt(stop.clone(), "stopping after the current image");
     let opts = BatchOptions {
         out_dir: a.out.clone(),
         format,
         out_file: names_file.then(|| a.out.clone()),
+        skip_existing: a.batch.skip_existing,
+        stop: Some(stop.clone()),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    install_interrupt(stop.clone(), "stopping after the current image");
     let quiet = a.quiet;
-    let results = crate::infer::run_batch(
+    let started = std::time::Instant::now();
+    let results = crate::batch::run_batch(
         &inputs,
         &opts,
-        &|img| {
-            if stop.load(Ordering::SeqCst) {
-                bail!("skipped: interrupted");
-            }
-            match &method {
-                Method::Gan(c) => Ok(c.colorize_image(img)),
-                m => {
-                    let lab = crate::infer::lab_of(img);
-                    let rgb = img.to_rgb8();
-                    let colour = (!crate::infer::is_effectively_gray(&rgb)).then_some(&rgb);
-                    Ok(crate::infer::image_like(&m.colorize(&lab, colour)?, img))
-                }
+        &|img| match &method {
+            Method::Gan(c) => Ok(c.colorize_image(img)),
+            m => {
+                let lab = crate::infer::lab_of(img);
+                let rgb = img.to_rgb8();
+                let colour = (!crate::infer::is_effectively_gray(&rgb)).then_some(&rgb);
+                Ok(crate::infer::image_like(&m.colorize(&lab, colour)?, img))
             }
         },
-        &|r| match (&r.output, &r.error) {
-            (Some(o), _) if !quiet => eprintln!("{} -> {}", r.input.display(), o.display()),
-            (_, Some(e)) => eprintln!("error: {e}"),
-            _ => {}
-        },
+        &|r| print_outcome(r, quiet),
     );
-    let failed = results.iter().filter(|r| r.error.is_some()).count() + missing.len();
-    if failed > 0 {
-        eprintln!("{failed} of {} input(s) failed", results.len() + missing.len());
-        return Ok(ExitCode::from(EXIT_PARTIAL));
-    }
-    Ok(ExitCode::SUCCESS)
+    let report = crate::batch::Report::new(
+        "colorize",
+        shard,
+        total,
+        &results,
+        &missing,
+        stop.load(Ordering::SeqCst),
+        started,
+    );
+    a.batch.finish(report)
 }
 
 fn load_colorizer(spec: &str, device: &burn::prelude::Device, o: &GanArgs) -> Result<Colorizer> {
@@ -738,14 +849,17 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
 fn video(a: VideoArgs) -> Result<ExitCode> {
     use crate::video::{VideoInput, VideoOptions, VideoOutput};
     let device = crate::device_by_name(&a.device)?;
-    let input = match (&a.input, &a.from_frames) {
-        (_, Some(dir)) => VideoInput::Frames {
-            dir: dir.clone(),
-            frame_rate: a.fps,
-        },
-        (Some(f), None) => VideoInput::File(f.clone()),
-        (None, None) => bail!("give an input video or --from-frames DIR"),
-    };
+    let sharded = a.batch.shard.is_some() || a.batch.skip_existing || a.batch.report.is_some();
+    let several = a.inputs.len() > 1
+        || a.inputs
+            .iter()
+            .any(|i| Path::new(i).is_dir() || i.contains(['*', '?', '[']));
+    if a.from_frames.is_some() && sharded {
+        bail!("--shard, --skip-existing and --report take video inputs, not --from-frames");
+    }
+    if a.eval && (several || sharded) {
+        bail!("--eval scores one clip; give one input file without --shard, --skip-existing or --report");
+    }
     let mut colorizer = load_colorizer(&a.model, &device, &a.gan)?;
     let opts = VideoOptions {
         stabilize: !a.no_stabilize,
@@ -758,28 +872,133 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(stop.clone(), "stopping; the partial output is removed");
+    let print_summary = |summary: &crate::video::RunSummary| {
+        if !a.quiet {
+            eprintln!(
+                "{} frames ({}x{}, {:.3} fps) in {:.1} s: {:.2} frames/s -> {}",
+                summary.frames,
+                summary.width,
+                summary.height,
+                summary.frame_rate.as_f64(),
+                summary.seconds,
+                summary.frames as f64 / summary.seconds.max(1e-9),
+                summary.output.display()
+            );
+        }
+    };
+    if let Some(dir) = &a.from_frames {
+        let input = VideoInput::Frames {
+            dir: dir.clone(),
+            frame_rate: a.fps,
+        };
+        if a.eval {
+            let report = crate::video::evaluate(&input, &mut colorizer, &opts, &stop)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let output = match (&a.out, &a.to_frames) {
+            (_, Some(dir)) => VideoOutput::Frames(dir.clone()),
+            (Some(f), None) => VideoOutput::File(f.clone()),
+            (None, None) => bail!("give an output file (-o) or --to-frames DIR"),
+        };
+        print_summary(&crate::video::run(&input, &output, &mut colorizer, &opts, &stop)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.eval {
+        let input = VideoInput::File(PathBuf::from(&a.inputs[0]));
         let report = crate::video::evaluate(&input, &mut colorizer, &opts, &stop)?;
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let output = match (&a.out, &a.to_frames) {
-        (_, Some(dir)) => VideoOutput::Frames(dir.clone()),
-        (Some(f), None) => VideoOutput::File(f.clone()),
-        (None, None) => bail!("give an output file (-o) or --to-frames DIR"),
+    // One input file and an output file (or frames folder): that one video, as always.
+    if !several && !sharded {
+        let input = VideoInput::File(PathBuf::from(&a.inputs[0]));
+        let output = match (&a.out, &a.to_frames) {
+            (_, Some(dir)) => VideoOutput::Frames(dir.clone()),
+            (Some(f), None) if !f.is_dir() && !f.as_os_str().to_string_lossy().ends_with('/') => {
+                VideoOutput::File(f.clone())
+            }
+            (Some(dir), None) => VideoOutput::File(crate::batch::output_path(
+                Path::new(&a.inputs[0]),
+                None,
+                dir,
+                Some("mp4"),
+            )),
+            (None, None) => bail!("give an output file (-o) or --to-frames DIR"),
+        };
+        print_summary(&crate::video::run(&input, &output, &mut colorizer, &opts, &stop)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A batch of videos: -o is a folder, and each video is one unit of a shard.
+    if a.to_frames.is_some() {
+        bail!("--to-frames takes one input video; give -o FOLDER for several");
+    }
+    let Some(out_dir) = a.out.clone() else {
+        bail!("give an output folder (-o) for several input videos")
     };
-    let summary = crate::video::run(&input, &output, &mut colorizer, &opts, &stop)?;
-    if !a.quiet {
-        eprintln!(
-            "{} frames ({}x{}, {:.3} fps) in {:.1} s: {:.2} frames/s -> {}",
-            summary.frames,
-            summary.width,
-            summary.height,
-            summary.frame_rate.as_f64(),
-            summary.seconds,
-            summary.frames as f64 / summary.seconds.max(1e-9),
-            summary.output.display()
+    if out_dir.is_file() {
+        bail!(
+            "-o {}: is a file; several input videos need an output folder",
+            out_dir.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    let Selected {
+        shard,
+        total,
+        inputs,
+        missing,
+    } = a
+        .batch
+        .inputs(&a.inputs, Some(&out_dir), crate::batch::Kind::Videos, a.quiet)?;
+    let started = std::time::Instant::now();
+    let mut results = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let out = crate::batch::output_path(&input.path, Some(&input.rel), &out_dir, Some("mp4"));
+        let outcome = if stop.load(Ordering::SeqCst) {
+            Outcome::Failed(format!("{}: {}", input.path.display(), crate::batch::INTERRUPTED))
+        } else if crate::batch::resolved(&out) == crate::batch::resolved(&input.path) {
+            Outcome::Failed(format!(
+                "{}: its output {} would overwrite an input; choose another -o",
+                input.path.display(),
+                out.display()
+            ))
+        } else if a.batch.skip_existing && out.is_file() {
+            Outcome::Skipped(out)
+        } else if let Err(e) = out.parent().map(std::fs::create_dir_all).transpose() {
+            Outcome::Failed(format!(
+                "{}: cannot create its output folder: {e}",
+                input.path.display()
+            ))
+        } else {
+            match crate::video::run(
+                &VideoInput::File(input.path.clone()),
+                &VideoOutput::File(out.clone()),
+                &mut colorizer,
+                &opts,
+                &stop,
+            ) {
+                Ok(_) => Outcome::Done(out),
+                Err(_) if stop.load(Ordering::SeqCst) => {
+                    Outcome::Failed(format!("{}: {}", input.path.display(), crate::batch::INTERRUPTED))
+                }
+                Err(e) => Outcome::Failed(format!("{}: {e:#}", input.path.display())),
+            }
+        };
+        let r = crate::batch::FileResult {
+            input: input.path.clone(),
+            outcome,
+        };
+        print_outcome(&r, a.quiet);
+        results.push(r);
+    }
+    let report = crate::batch::Report::new(
+        "video",
+        shard,
+        total,
+        &results,
+        &missing,
+        stop.load(Ordering::SeqCst),
+        started,
+    );
+    a.batch.finish(report)
 }

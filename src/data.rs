@@ -30,6 +30,11 @@ pub fn is_image_path(path: &Path) -> bool {
 /// All image files under `dir`, searched recursively, in a stable (sorted) order. Linked
 /// folders are followed, but each folder is read once, so a link back up the tree cannot loop.
 pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    find_files(dir, is_image_path)
+}
+
+/// The files under `dir` that `wanted` accepts, searched recursively as [`find_images`] does.
+pub fn find_files(dir: &Path, wanted: fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -44,7 +49,7 @@ pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>> {
                 .path();
             if path.is_dir() {
                 stack.push(path);
-            } else if is_image_path(&path) {
+            } else if wanted(&path) {
                 out.push(path);
             }
         }

@@ -1,6 +1,7 @@
 //! tinct: colourise black-and-white photos, drawings and video with a conditional GAN
 //! (pix2pix in CIE L*a*b*: L is kept, a and b are predicted).
 
+pub mod batch;
 pub mod bench;
 pub mod classic;
 pub mod cli;

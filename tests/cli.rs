@@ -1,30 +1,14 @@
 //! End-to-end tests of the `tinct` binary in temporary folders.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{stderr, synthetic, tinct};
+
 use image::{DynamicImage, ImageBuffer, Rgb, RgbImage};
 use tinct::color::LabImage;
-
-fn tinct(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinct"))
-        .args(args)
-        .output()
-        .expect("run tinct")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A small colourful synthetic image: hue varies across, lightness down.
-fn synthetic(w: u32, h: u32, seed: u32) -> RgbImage {
-    RgbImage::from_fn(w, h, |x, y| {
-        let t = (x * 255 / w.max(1)) as u8;
-        let v = (y * 255 / h.max(1)) as u8;
-        Rgb([t.wrapping_add(seed as u8 * 40), v, 255 - t])
-    })
-}
 
 fn write_images(dir: &Path, n: u32, size: u32) {
     std::fs::create_dir_all(dir).unwrap();

@@ -1,0 +1,47 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+use image::{Rgb, RgbImage};
+
+/// The scheduler variables `--shard auto` reads; removed from every run so that a test run
+/// inside an array job behaves as anywhere else.
+pub const SCHEDULER_VARS: &[&str] = &[
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_STEP",
+    "JOB_COMPLETION_INDEX",
+    "AWS_BATCH_JOB_ARRAY_INDEX",
+    "AWS_BATCH_JOB_ARRAY_SIZE",
+    "BATCH_TASK_INDEX",
+    "BATCH_TASK_COUNT",
+];
+
+/// `tinct ARGS...` with no scheduler variables.
+pub fn tinct_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tinct"));
+    c.args(args);
+    for v in SCHEDULER_VARS {
+        c.env_remove(v);
+    }
+    c
+}
+
+pub fn tinct(args: &[&str]) -> Output {
+    tinct_cmd(args).output().expect("run tinct")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small colourful synthetic image: hue varies across, lightness down.
+pub fn synthetic(w: u32, h: u32, seed: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let t = (x * 255 / w.max(1)) as u8;
+        let v = (y * 255 / h.max(1)) as u8;
+        Rgb([t.wrapping_add(seed as u8 * 40), v, 255 - t])
+    })
+}
