@@ -211,19 +211,42 @@ pub fn lab_to_srgb(lab: [f32; 3]) -> [f32; 3] {
 
 /// Linear component in [0, 1] -> 8-bit sRGB, `round(255 * linear_to_srgb(v))` without a
 /// power function: the 255 linear values where the rounded code steps up are tabulated
-/// (computed in f64), and a 4096-bin index gives the code at each bin's start, so at most a
-/// step or two is left to check.
+/// (computed in f64), and a 4096-bin index gives the code at each bin's start. Steps are at
+/// least 3.0e-4 apart (the slope of the linear segment: 1 / (255 * 12.92)), wider than a bin
+/// (2.4e-4), so a bin holds at most one step and one comparison, without a branch, finishes
+/// the job.
 #[inline]
 pub fn linear_to_srgb8(v: f32) -> u8 {
-    const BINS: usize = 4096;
-    struct Table {
-        steps: [f32; 255],
-        start: [u8; BINS + 1],
+    srgb8_table().encode(v)
+}
+
+const SRGB8_BINS: usize = 4096;
+
+/// [`linear_to_srgb8`]'s tables.
+pub(crate) struct Srgb8Table {
+    /// Where code k + 1 starts (`steps[255]` is a sentinel above every input).
+    steps: [f32; 256],
+    /// The code at the start of each bin.
+    start: [u8; SRGB8_BINS + 1],
+}
+
+impl Srgb8Table {
+    #[inline(always)]
+    pub(crate) fn encode(&self, v: f32) -> u8 {
+        let v = v.clamp(0.0, 1.0);
+        let k = self.start[(v * SRGB8_BINS as f32) as usize];
+        k + (v >= self.steps[k as usize]) as u8
     }
-    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| {
+}
+
+pub(crate) fn srgb8_table() -> &'static Srgb8Table {
+    static TABLE: std::sync::OnceLock<Srgb8Table> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
         // Code k + 1 starts where 255 * srgb(v) = k + 0.5.
-        let steps: [f32; 255] = std::array::from_fn(|k| {
+        let steps: [f32; 256] = std::array::from_fn(|k| {
+            if k == 255 {
+                return f32::INFINITY;
+            }
             let s = (k as f64 + 0.5) / 255.0;
             let lin = if s <= 0.04045 {
                 s / 12.92
@@ -232,15 +255,9 @@ pub fn linear_to_srgb8(v: f32) -> u8 {
             };
             lin as f32
         });
-        let start = std::array::from_fn(|i| steps.partition_point(|&x| x <= i as f32 / BINS as f32) as u8);
-        Table { steps, start }
-    });
-    let v = v.clamp(0.0, 1.0);
-    let mut k = t.start[(v * BINS as f32) as usize] as usize;
-    while k < 255 && t.steps[k] <= v {
-        k += 1;
-    }
-    k as u8
+        let start = std::array::from_fn(|i| steps.partition_point(|&x| x <= i as f32 / SRGB8_BINS as f32) as u8);
+        Srgb8Table { steps, start }
+    })
 }
 
 /// Linear value of an 8-bit sRGB component: `srgb_to_linear(v / 255)`, tabulated.
@@ -359,13 +376,34 @@ impl LabImage {
         })
     }
 
-    /// Writes every pixel's gamut-mapped linear sRGB value through `store`, in parallel.
+    /// Writes every pixel's gamut-mapped linear sRGB value through `store`, in parallel. The
+    /// same values as [`lab_to_linear_in_gamut`] pixel by pixel, computed a block at a time:
+    /// first the unclamped linear sRGB of the whole block, a loop without branches that the
+    /// compiler vectorises, then the rare neutral and out-of-gamut pixels one by one.
     fn to_samples<T: Send + Copy + Default>(&self, store: impl Fn([f32; 3]) -> [T; 3] + Sync) -> Vec<T> {
+        const BLOCK: usize = 256;
         let mut out = vec![T::default(); 3 * self.l.len()];
         out.par_chunks_mut(3 * ROW_CHUNK).enumerate().for_each(|(c, px)| {
-            for (i, p) in px.chunks_exact_mut(3).enumerate() {
-                let k = c * ROW_CHUNK + i;
-                p.copy_from_slice(&store(lab_to_linear_in_gamut([self.l[k], self.a[k], self.b[k]])));
+            let k0 = c * ROW_CHUNK;
+            let mut lin = [[0.0f32; 3]; BLOCK];
+            for (bi, block) in px.chunks_mut(3 * BLOCK).enumerate() {
+                let s = k0 + bi * BLOCK;
+                let n = block.len() / 3;
+                let (l, a, b) = (&self.l[s..s + n], &self.a[s..s + n], &self.b[s..s + n]);
+                for (((v, &l), &a), &b) in lin.iter_mut().zip(l).zip(a).zip(b) {
+                    *v = lab_to_linear([l, a, b]);
+                }
+                for (i, p) in block.chunks_exact_mut(3).enumerate() {
+                    let lab = [l[i], a[i], b[i]];
+                    let v = if lab[1] == 0.0 && lab[2] == 0.0 {
+                        [lab_to_xyz(lab)[1]; 3]
+                    } else if in_gamut(lin[i]) {
+                        lin[i]
+                    } else {
+                        gamut_scale(lab, lin[i]).1
+                    };
+                    p.copy_from_slice(&store(v.map(|x| x.clamp(0.0, 1.0))));
+                }
             }
         });
         out
@@ -401,7 +439,8 @@ impl LabImage {
 
     /// Converts back to 8-bit sRGB.
     pub fn to_rgb8(&self) -> RgbImage {
-        let raw = self.to_samples(|c| c.map(linear_to_srgb8));
+        let table = srgb8_table();
+        let raw = self.to_samples(|c| c.map(|v| table.encode(v)));
         RgbImage::from_raw(self.width, self.height, raw).expect("buffer matches the size")
     }
 
@@ -459,6 +498,47 @@ mod tests {
                 assert!(close(got[k], want[k], 0.02), "{rgb:?}: got {got:?}, want {want:?}");
             }
         }
+    }
+
+    /// The blocked image conversion gives exactly the per-pixel conversion, for neutral,
+    /// in-gamut and out-of-gamut colours, over a length that ends mid-block.
+    #[test]
+    fn image_conversion_equals_the_per_pixel_one() {
+        let (w, h) = (181u32, 97u32);
+        let n = (w * h) as usize;
+        let mut lab = LabImage {
+            width: w,
+            height: h,
+            l: vec![0.0; n],
+            a: vec![0.0; n],
+            b: vec![0.0; n],
+        };
+        for i in 0..n {
+            let t = i as f32 / n as f32;
+            lab.l[i] = (i * 37 % 1001) as f32 / 10.0;
+            // Every seventh pixel neutral; chroma up to 140, far outside sRGB at many L.
+            let c = if i % 7 == 0 {
+                0.0
+            } else {
+                140.0 * ((i * 13 % 97) as f32 / 96.0)
+            };
+            lab.a[i] = c * (t * 40.0).cos();
+            lab.b[i] = c * (t * 40.0).sin();
+        }
+        let rgb = lab.to_rgb8();
+        let wide = lab.to_rgb16();
+        let mut outside = 0;
+        for i in 0..n {
+            let px = [lab.l[i], lab.a[i], lab.b[i]];
+            assert_eq!(rgb.as_raw()[3 * i..3 * i + 3], lab_to_rgb8(px), "pixel {i}: {px:?}");
+            let want = lab_to_linear_in_gamut(px).map(|v| (linear_to_srgb(v) * 65535.0).round() as u16);
+            assert_eq!(wide.as_raw()[3 * i..3 * i + 3], want, "pixel {i}: {px:?}");
+            outside += !in_gamut(lab_to_linear(px)) as usize;
+        }
+        assert!(
+            outside > n / 10,
+            "only {outside} out-of-gamut pixels: the test is too easy"
+        );
     }
 
     #[test]
