@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
             let xyz = lab_to_xyz([out.l[i], out.a[i], out.b[i]]);
             let oog = XYZ_TO_RGB.iter().any(|r| {
                 let v = r[0] * xyz[0] + r[1] * xyz[1] + r[2] * xyz[2];
-                v < -1e-4 || v > 1.0001
+                !(-1e-4..=1.0001).contains(&v)
             });
             total_oog += oog as usize;
             total += 1;

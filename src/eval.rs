@@ -203,10 +203,10 @@ pub fn matching_gain(
     if !(ratio.is_finite() && ratio > 0.0 && ratio <= 2.0) {
         bail!("colourfulness ratio {ratio}: must be a number in (0, 2]");
     }
-    if let Some(t) = truth_colourfulness {
-        if !(t.is_finite() && t > 0.0) {
-            bail!("truth colourfulness {t}: must be a positive number");
-        }
+    if let Some(t) = truth_colourfulness
+        && !(t.is_finite() && t > 0.0)
+    {
+        bail!("truth colourfulness {t}: must be a positive number");
     }
     let files = truth_files(truth_dir, limit)?;
     let pairs: Vec<(LabImage, f64)> = files

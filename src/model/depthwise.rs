@@ -154,7 +154,7 @@ mod tests {
         let mut loss = None;
         for i in 0..2 {
             let mut half = conv(2, 3, 3, 2, 1, pad, &device);
-            let wi = Tensor::<4>::from_data(w.clone().slice([i * 3..i * 3 + 3]).into_data(), &device);
+            let wi = Tensor::<4>::from_data(w.clone().slice(i * 3..i * 3 + 3).into_data(), &device);
             half.weight = burn::module::Param::from_tensor(wi.require_grad());
             let yi = half.forward(x2.clone().slice([0..2, i * 2..i * 2 + 2]));
             let li = (yi * r.clone().slice([0..2, i * 3..i * 3 + 3])).sum();

@@ -420,7 +420,7 @@ impl EffUnetConfig {
     /// Checked on every model file read, not only for command-line flags.
     pub fn validate(&self) -> anyhow::Result<()> {
         let k = self.ab_bins;
-        if k != 0 && (!(3..=31).contains(&k) || k % 2 == 0) {
+        if k != 0 && (!(3..=31).contains(&k) || k.is_multiple_of(2)) {
             anyhow::bail!("ab_bins {k}: must be odd, 3 to 31 (so that grey is a bin)");
         }
         check_temperature(self.temperature)?;

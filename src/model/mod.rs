@@ -115,7 +115,7 @@ impl GeneratorConfig {
     pub fn init(&self, device: &Device) -> Generator {
         match self.arch {
             Arch::Unet256 => Generator::Unet(self.unet.init(device)),
-            Arch::EffnetUnet => Generator::EffUnet(self.effnet.clone().unwrap_or_else(EffUnetConfig::new).init(device)),
+            Arch::EffnetUnet => Generator::EffUnet(self.effnet.clone().unwrap_or_default().init(device)),
         }
     }
 
@@ -123,7 +123,7 @@ impl GeneratorConfig {
     pub fn macs(&self) -> u64 {
         match self.arch {
             Arch::Unet256 => self.unet.macs(self.size),
-            Arch::EffnetUnet => self.effnet.clone().unwrap_or_else(EffUnetConfig::new).macs(self.size),
+            Arch::EffnetUnet => self.effnet.clone().unwrap_or_default().macs(self.size),
         }
     }
 }

@@ -519,7 +519,7 @@ mod tests {
         let read = read_generator_config(&src).unwrap();
         assert_eq!(serde_json::to_value(&read).unwrap(), edited);
         let dst = dir.path().join("out.safetensors");
-        export_generator(&[src.clone()], &dst, None, false, None).unwrap();
+        export_generator(std::slice::from_ref(&src), &dst, None, false, None).unwrap();
         std::fs::remove_file(dst.with_extension("json")).unwrap();
         assert_eq!(
             serde_json::to_value(read_generator_config(&dst).unwrap()).unwrap(),

@@ -1023,7 +1023,7 @@ mod tests {
         let ab = colours.reshape([2, 2, 1, 1]).repeat_dim(2, h).repeat_dim(3, w);
         let ab = ab.repeat_dim(0, n / 2);
         // Every image gets the first one's L, so the network cannot tell them apart.
-        let l = b.l.clone().slice([0..1]).repeat_dim(0, n);
+        let l = b.l.clone().slice(0..1).repeat_dim(0, n);
         let b = Batch { l, ab };
         step_both(&mut plain, &mut coloured, &b, 150);
         let (without, with) = (mean_chroma(&plain, &b.l), mean_chroma(&coloured, &b.l));
