@@ -442,6 +442,22 @@ pub struct VideoArgs {
     pub force: bool,
     #[command(flatten)]
     pub batch: BatchArgs,
+    /// Colour as the frames arrive and never fall behind: when colouring is slower than the
+    /// source, carry the last colour forward or drop frames. On by default for a camera
+    /// (/dev/videoN), a stream URL (udp://, rtsp://, srt://, http://...) or standard input
+    /// (-); for a file, reads it at its own frame rate as a camera would deliver it.
+    #[arg(long, overrides_with = "no_live")]
+    pub live: bool,
+    /// Colour every frame of a camera or stream, however far behind that falls.
+    #[arg(long)]
+    pub no_live: bool,
+    /// Live input: seconds without a frame before the stream counts as ended (before the
+    /// first frame: an error).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Live input: write frames in, out, dropped and carried, frames/s and latency as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
     /// Instead of writing a video, treat the input as colour ground truth: colourise its gray
     /// frames with and without stabilisation and print flicker, PSNR and colourfulness (JSON).
     #[arg(long)]
@@ -854,6 +870,16 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
         || a.inputs
             .iter()
             .any(|i| Path::new(i).is_dir() || i.contains(['*', '?', '[']));
+    let live_source = match a.inputs.as_slice() {
+        [one] => crate::video::LiveSource::parse(one),
+        _ => None,
+    };
+    if live_source.is_some() || a.live {
+        return live(&a, live_source, &device);
+    }
+    if a.stats.is_some() {
+        bail!("--stats describes a live run: give a camera, a stream, - or --live");
+    }
     if a.from_frames.is_some() && sharded {
         bail!("--shard, --skip-existing and --report take video inputs, not --from-frames");
     }
@@ -1001,4 +1027,59 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
         started,
     );
     a.batch.finish(report)
+}
+
+/// `tinct video` on a camera, a stream, standard input or a file with `--live`.
+fn live(a: &VideoArgs, source: Option<crate::video::LiveSource>, device: &burn::prelude::Device) -> Result<ExitCode> {
+    use crate::video::{LiveOptions, LiveSink, LiveSource};
+    let source = match (source, a.inputs.as_slice()) {
+        (Some(s), _) => s,
+        (None, [file]) => LiveSource::File(PathBuf::from(file)),
+        _ => bail!("--live takes one input: a camera, a stream URL, - or a file"),
+    };
+    if a.eval || a.from_frames.is_some() || a.to_frames.is_some() {
+        bail!("a live source is coloured into a file, a stream URL or - (standard output); not --eval or frames");
+    }
+    if a.batch.shard.is_some() || a.batch.skip_existing || a.batch.report.is_some() {
+        bail!("--shard, --skip-existing and --report take video files, not a live source");
+    }
+    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
+        bail!("--timeout {}: give a number of seconds above 0", a.timeout);
+    }
+    let Some(out) = &a.out else {
+        bail!("give an output: -o FILE, -o udp://HOST:PORT (or another stream URL), or -o - for standard output")
+    };
+    let sink = LiveSink::parse(out);
+    let colorizer = load_colorizer(&a.model, device, &a.gan)?;
+    let opts = LiveOptions {
+        live: !a.no_live,
+        timeout: std::time::Duration::from_secs_f64(a.timeout),
+        stabilize: !a.no_stabilize,
+        max_frames: a.max_frames,
+        overwrite: a.force,
+        ..LiveOptions::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt(stop.clone(), "finishing the output");
+    let stats = crate::video::run_live(&source, &sink, &colorizer, &opts, &stop)?;
+    if let Some(p) = &a.stats {
+        stats.write(p)?;
+    }
+    if !a.quiet {
+        eprintln!(
+            "{}: {} frames in, {} out ({} coloured, {} carried, {} dropped), {:.1} frames/s, latency p50 {:.0} ms, p99 {:.0} ms ({}) -> {}",
+            stats.source,
+            stats.frames_in,
+            stats.frames_out,
+            stats.coloured,
+            stats.carried,
+            stats.dropped,
+            stats.fps_out,
+            stats.latency_ms_p50,
+            stats.latency_ms_p99,
+            stats.ended,
+            stats.output
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -64,7 +64,7 @@ impl FfmpegTools {
 }
 
 /// A `Command` for an ffmpeg program, in its own process group (see the module docs).
-fn command(program: &Path) -> Command {
+pub(crate) fn command(program: &Path) -> Command {
     #[allow(unused_mut)]
     let mut cmd = Command::new(program);
     #[cfg(unix)]
@@ -75,7 +75,7 @@ fn command(program: &Path) -> Command {
     cmd
 }
 
-fn spawn_error(program: &Path, e: &std::io::Error) -> VideoError {
+pub(crate) fn spawn_error(program: &Path, e: &std::io::Error) -> VideoError {
     let detail = if e.kind() == ErrorKind::NotFound {
         "not found".to_string()
     } else {
@@ -100,19 +100,19 @@ pub(crate) fn file_arg(path: &Path) -> OsString {
 // ---------------------------------------------------------------------------------------------
 
 /// A child that is killed and reaped when dropped, unless it was waited for.
-struct ChildGuard {
-    child: Child,
-    reaped: bool,
+pub(crate) struct ChildGuard {
+    pub(crate) child: Child,
+    pub(crate) reaped: bool,
 }
 
 impl ChildGuard {
-    fn wait(&mut self) -> std::io::Result<ExitStatus> {
+    pub(crate) fn wait(&mut self) -> std::io::Result<ExitStatus> {
         let status = self.child.wait();
         self.reaped = true;
         status
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if !self.reaped {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -129,12 +129,12 @@ impl Drop for ChildGuard {
 
 /// Drains a child's stderr on a helper thread (so a chatty ffmpeg never blocks on a full
 /// pipe) and keeps its last lines for error messages.
-struct StderrTail(Option<JoinHandle<Vec<String>>>);
+pub(crate) struct StderrTail(Option<JoinHandle<Vec<String>>>);
 
 impl StderrTail {
     const KEEP: usize = 40;
 
-    fn spawn(stderr: Option<ChildStderr>) -> Self {
+    pub(crate) fn spawn(stderr: Option<ChildStderr>) -> Self {
         let Some(stderr) = stderr else {
             return Self(None);
         };
@@ -163,7 +163,7 @@ impl StderrTail {
     }
 
     /// The kept lines; call after the child has exited (or been killed).
-    fn collect(mut self) -> Vec<String> {
+    pub(crate) fn collect(mut self) -> Vec<String> {
         self.0.take().and_then(|h| h.join().ok()).unwrap_or_default()
     }
 }
@@ -690,6 +690,10 @@ pub(crate) struct EncodeSpec {
     pub odd_size: OddSizePolicy,
     /// Limits the output duration (used with `max_frames`, so audio is trimmed too).
     pub max_duration: Option<f64>,
+    /// A stream, not a file: `output` is a URL (or `pipe:1`) written with this muxer, in H.264.
+    pub stream_format: Option<String>,
+    /// Encode for low latency (x264 `zerolatency`, a keyframe every 2 s): live colour.
+    pub low_latency: bool,
 }
 
 /// The video codec family chosen from the output extension.
@@ -748,7 +752,11 @@ pub(crate) fn encoder_args(spec: &EncodeSpec) -> Vec<OsString> {
     let mut push = |s: &str| a.push(s.into());
     push("-map");
     push("0:v:0");
-    let codec = codec_for(&spec.final_output);
+    let codec = if spec.stream_format.is_some() {
+        VideoCodec::X264
+    } else {
+        codec_for(&spec.final_output)
+    };
     let odd = spec.width % 2 == 1 || spec.height % 2 == 1;
     let (pad, pix_fmt) = match (codec, odd, spec.odd_size) {
         (VideoCodec::Default, _, _) => (false, None),
@@ -781,6 +789,12 @@ pub(crate) fn encoder_args(spec: &EncodeSpec) -> Vec<OsString> {
                 &spec.crf.to_string(),
             ] {
                 push(s);
+            }
+            if spec.low_latency {
+                let gop = (2.0 * spec.frame_rate.as_f64()).round().max(1.0).to_string();
+                for s in ["-tune", "zerolatency", "-g", &gop] {
+                    push(s);
+                }
             }
         }
         VideoCodec::Vp9 => {
@@ -817,6 +831,12 @@ pub(crate) fn encoder_args(spec: &EncodeSpec) -> Vec<OsString> {
     if let Some(t) = spec.max_duration {
         push("-t");
         push(&format!("{t:.6}"));
+    }
+    if let Some(muxer) = &spec.stream_format {
+        push("-f");
+        push(muxer);
+        a.push(spec.output.as_os_str().into());
+        return a;
     }
     if matches!(extension(&spec.final_output).as_deref(), Some("mp4" | "m4v" | "mov")) {
         push("-movflags");
@@ -860,10 +880,11 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     pub(crate) fn spawn(spec: &EncodeSpec, tools: &FfmpegTools) -> Result<Self, VideoError> {
+        let to_stdout = spec.stream_format.is_some() && spec.output.as_os_str() == "pipe:1";
         let mut child = command(&tools.ffmpeg)
             .args(encoder_args(spec))
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(if to_stdout { Stdio::inherit() } else { Stdio::null() })
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| spawn_error(&tools.ffmpeg, &e))?;

@@ -39,6 +39,7 @@
 mod error;
 pub mod ffmpeg;
 pub mod frames;
+pub mod live;
 pub mod metrics;
 mod pipeline;
 pub mod stabilize;
@@ -55,6 +56,7 @@ use serde::Serialize;
 
 pub use error::VideoError;
 pub use ffmpeg::{AudioMode, FfmpegTools, VideoInfo, probe};
+pub use live::{LiveOptions, LiveSink, LiveSource, LiveStats, run_live};
 pub use metrics::{EvalReport, evaluate, flicker};
 pub use pipeline::{RunSummary, run};
 pub use stabilize::{SceneCutParams, Stabilizer, StabilizerParams};

@@ -541,6 +541,8 @@ pub fn run(
                 preset: opts.preset.clone(),
                 odd_size: opts.odd_size,
                 max_duration,
+                stream_format: None,
+                low_latency: false,
             };
             (Sink::Video(Encoder::spawn(&spec, &opts.tools)?), audio)
         }

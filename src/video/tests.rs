@@ -356,6 +356,8 @@ fn odd_sizes_get_yuv444_or_padding() {
         preset: "medium".into(),
         odd_size: OddSizePolicy::Yuv444,
         max_duration: None,
+        stream_format: None,
+        low_latency: false,
     };
     let joined = |s: &ffmpeg::EncodeSpec| {
         encoder_args(s)
