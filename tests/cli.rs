@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{stderr, synthetic, tinct};
+use common::{gray_colorize, stderr, synthetic, tinct};
 
 use image::{DynamicImage, ImageBuffer, Rgb, RgbImage};
 use tinct::color::LabImage;
@@ -712,12 +712,6 @@ fn shipped_models_are_listed_and_beat_gray_on_their_validation_sets() {
             "{name}: {ours}"
         );
     }
-}
-
-fn gray_colorize(args: &[&str]) -> Output {
-    let mut all = vec!["colorize", "--method", "gray", "-q"];
-    all.extend_from_slice(args);
-    tinct(&all)
 }
 
 /// Outputs never overwrite an input or each other, a folder scan skips the output folder

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{stderr, synthetic, tinct, tinct_cmd};
+use common::{gray_colorize, stderr, synthetic, tinct, tinct_cmd};
 
 /// An archive of `n` small images, a few of them in a sub-folder.
 fn archive(dir: &Path, n: u32) {
@@ -49,12 +49,6 @@ fn files_below(dir: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
-fn gray(args: &[&str]) -> std::process::Output {
-    let mut all = vec!["colorize", "--method", "gray", "-q"];
-    all.extend_from_slice(args);
-    tinct(&all)
-}
-
 /// Three shards colour every image exactly once; the same shards read from Slurm's variables
 /// pick the same files; a retried shard with --skip-existing does only what is missing.
 #[test]
@@ -68,7 +62,7 @@ fn shards_colour_every_input_once_and_resume() {
     for k in 0..3 {
         let rep = tmp.path().join(format!("r{k}.json"));
         let shard = format!("{k}/3");
-        let run = gray(&[i, "-o", o, "--shard", &shard, "--report", rep.to_str().unwrap()]);
+        let run = gray_colorize(&[i, "-o", o, "--shard", &shard, "--report", rep.to_str().unwrap()]);
         assert!(run.status.success(), "{}", stderr(&run));
         let r = report(&rep);
         assert_eq!(r["command"], "colorize");
@@ -135,7 +129,7 @@ fn shards_colour_every_input_once_and_resume() {
         std::fs::remove_file(gone).unwrap();
     }
     let rep = tmp.path().join("again.json");
-    let run = gray(&[
+    let run = gray_colorize(&[
         i,
         "-o",
         o,
@@ -169,7 +163,7 @@ fn shard_settings_are_checked() {
     ] {
         let mut all = vec![i, "-o", o];
         all.extend(&args);
-        let run = gray(&all);
+        let run = gray_colorize(&all);
         assert_eq!(run.status.code(), Some(2), "{args:?}: {}", stderr(&run));
         assert!(stderr(&run).contains(says), "{args:?}: {}", stderr(&run));
         if args[1] == "auto" || args.len() > 2 {

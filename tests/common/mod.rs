@@ -33,6 +33,13 @@ pub fn tinct(args: &[&str]) -> Output {
     tinct_cmd(args).output().expect("run tinct")
 }
 
+/// `tinct colorize --method gray -q ARGS...`: the batch machinery without a network.
+pub fn gray_colorize(args: &[&str]) -> Output {
+    let mut all = vec!["colorize", "--method", "gray", "-q"];
+    all.extend_from_slice(args);
+    tinct(&all)
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
