@@ -190,6 +190,11 @@ pub struct EvalReport {
     pub colorfulness_ground_truth: f64,
     pub colorfulness_raw: f64,
     pub colorfulness_stabilized: f64,
+    /// Live mode's pattern, measured: the network on every other frame, its colour carried
+    /// onto the next frame's L, then stabilised.
+    pub flicker_carried: f64,
+    pub psnr_carried_db: f64,
+    pub colorfulness_carried: f64,
     pub flicker_params: FlickerParams,
     pub stabilizer: StabilizerParams,
     /// Wall-clock seconds of the evaluation.
@@ -201,9 +206,11 @@ struct Sums {
     psnr_gray: f64,
     psnr_raw: f64,
     psnr_stab: f64,
+    psnr_carried: f64,
     cf_gt: f64,
     cf_raw: f64,
     cf_stab: f64,
+    cf_carried: f64,
 }
 
 /// Evaluates a colouriser on a colour clip: decodes it, turns each frame into gray (its L
@@ -229,8 +236,11 @@ pub fn evaluate(
         scene_cut: opts.stabilizer.scene_cut.clone(),
         ..FlickerParams::default()
     };
-    let mut meters = [(); 3].map(|_| FlickerMeter::new(flicker_params.clone()));
+    let mut meters = [(); 4].map(|_| FlickerMeter::new(flicker_params.clone()));
     let mut stabilizer = Stabilizer::new(opts.stabilizer.clone());
+    // Live mode's pattern: the network's colour on even frames, carried onto odd ones.
+    let mut carrier = Stabilizer::new(opts.stabilizer.clone());
+    let mut carried_ab: Option<(Vec<f32>, Vec<f32>)> = None;
     let mut sums = Sums::default();
     let mut frames = 0u64;
     let (batch_size, max_frames, cap) = (opts.batch_size, opts.max_frames, opts.channel_batches);
@@ -253,6 +263,22 @@ pub fn evaluate(
                 let grays: Vec<RgbImage> = truth.iter().map(gray_from_l).collect();
                 let preds = colorize_checked(colorizer, &grays, frames)?;
                 for (((frame, gt), gray), raw) in batch.iter().zip(&truth).zip(&grays).zip(preds) {
+                    let mut live = match &carried_ab {
+                        Some((a, b)) if frames % 2 == 1 => LabImage {
+                            a: a.clone(),
+                            b: b.clone(),
+                            ..raw.clone()
+                        },
+                        _ => {
+                            carried_ab = Some((raw.a.clone(), raw.b.clone()));
+                            raw.clone()
+                        }
+                    };
+                    carrier.process(&mut live);
+                    let live_rgb = live.to_rgb8();
+                    meters[3].push(&LabImage::from_rgb8(&live_rgb));
+                    sums.psnr_carried += crate::metrics::psnr(frame, &live_rgb).unwrap_or(0.0);
+                    sums.cf_carried += crate::metrics::colourfulness(&live_rgb);
                     let raw_rgb = raw.to_rgb8();
                     let mut stab = raw;
                     stabilizer.process(&mut stab);
@@ -299,6 +325,9 @@ pub fn evaluate(
         colorfulness_ground_truth: mean(sums.cf_gt),
         colorfulness_raw: mean(sums.cf_raw),
         colorfulness_stabilized: mean(sums.cf_stab),
+        flicker_carried: meters[3].value(),
+        psnr_carried_db: mean(sums.psnr_carried),
+        colorfulness_carried: mean(sums.cf_carried),
         flicker_params,
         stabilizer: opts.stabilizer.clone(),
         seconds: started.elapsed().as_secs_f64(),
