@@ -253,14 +253,7 @@ impl BatchArgs {
             eprintln!("error: {m}");
         }
         if inputs.is_empty() {
-            bail!(
-                "no input {}",
-                if kind == crate::batch::Kind::Images {
-                    "images"
-                } else {
-                    "videos"
-                }
-            );
+            bail!("no input {}", kind.plural());
         }
         let total = inputs.len();
         let inputs = crate::batch::select(inputs, shard.as_ref());
@@ -307,7 +300,6 @@ struct Selected {
 
 /// Prints one line for a finished input: what it became, or its error.
 fn print_outcome(r: &crate::batch::FileResult, quiet: bool) {
-    use crate::batch::Outcome;
     match &r.outcome {
         Outcome::Done(o) if !quiet => eprintln!("{} -> {}", r.input.display(), o.display()),
         Outcome::Skipped(o) if !quiet => eprintln!("{}: skipped, {} exists", r.input.display(), o.display()),
@@ -898,7 +890,33 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(stop.clone(), "stopping; the partial output is removed");
-    let print_summary = |summary: &crate::video::RunSummary| {
+    // One input (a file or a frames folder): that one video, as always.
+    let single = match (&a.from_frames, several || sharded) {
+        (Some(dir), _) => Some(VideoInput::Frames {
+            dir: dir.clone(),
+            frame_rate: a.fps,
+        }),
+        (None, false) => Some(VideoInput::File(PathBuf::from(&a.inputs[0]))),
+        (None, true) => None,
+    };
+    if let Some(input) = single {
+        if a.eval {
+            let report = crate::video::evaluate(&input, &mut colorizer, &opts, &stop)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let output = match (&a.out, &a.to_frames, &input) {
+            (_, Some(dir), _) => VideoOutput::Frames(dir.clone()),
+            // A folder for one input file: the input's name, as .mp4.
+            (Some(dir), None, VideoInput::File(f))
+                if dir.is_dir() || dir.as_os_str().to_string_lossy().ends_with('/') =>
+            {
+                VideoOutput::File(crate::batch::output_path(f, None, dir, Some("mp4")))
+            }
+            (Some(f), None, _) => VideoOutput::File(f.clone()),
+            (None, None, _) => bail!("give an output file (-o) or --to-frames DIR"),
+        };
+        let summary = crate::video::run(&input, &output, &mut colorizer, &opts, &stop)?;
         if !a.quiet {
             eprintln!(
                 "{} frames ({}x{}, {:.3} fps) in {:.1} s: {:.2} frames/s -> {}",
@@ -911,48 +929,6 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
                 summary.output.display()
             );
         }
-    };
-    if let Some(dir) = &a.from_frames {
-        let input = VideoInput::Frames {
-            dir: dir.clone(),
-            frame_rate: a.fps,
-        };
-        if a.eval {
-            let report = crate::video::evaluate(&input, &mut colorizer, &opts, &stop)?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let output = match (&a.out, &a.to_frames) {
-            (_, Some(dir)) => VideoOutput::Frames(dir.clone()),
-            (Some(f), None) => VideoOutput::File(f.clone()),
-            (None, None) => bail!("give an output file (-o) or --to-frames DIR"),
-        };
-        print_summary(&crate::video::run(&input, &output, &mut colorizer, &opts, &stop)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if a.eval {
-        let input = VideoInput::File(PathBuf::from(&a.inputs[0]));
-        let report = crate::video::evaluate(&input, &mut colorizer, &opts, &stop)?;
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    // One input file and an output file (or frames folder): that one video, as always.
-    if !several && !sharded {
-        let input = VideoInput::File(PathBuf::from(&a.inputs[0]));
-        let output = match (&a.out, &a.to_frames) {
-            (_, Some(dir)) => VideoOutput::Frames(dir.clone()),
-            (Some(f), None) if !f.is_dir() && !f.as_os_str().to_string_lossy().ends_with('/') => {
-                VideoOutput::File(f.clone())
-            }
-            (Some(dir), None) => VideoOutput::File(crate::batch::output_path(
-                Path::new(&a.inputs[0]),
-                None,
-                dir,
-                Some("mp4"),
-            )),
-            (None, None) => bail!("give an output file (-o) or --to-frames DIR"),
-        };
-        print_summary(&crate::video::run(&input, &output, &mut colorizer, &opts, &stop)?);
         return Ok(ExitCode::SUCCESS);
     }
     // A batch of videos: -o is a folder, and each video is one unit of a shard.
@@ -977,38 +953,34 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
         .batch
         .inputs(&a.inputs, Some(&out_dir), crate::batch::Kind::Videos, a.quiet)?;
     let started = std::time::Instant::now();
+    let outputs = inputs
+        .iter()
+        .map(|i| crate::batch::output_path(&i.path, Some(&i.rel), &out_dir, Some("mp4")))
+        .collect();
+    let planned = crate::batch::plan_outputs(&inputs, outputs, a.batch.skip_existing, &|_| Ok(()));
     let mut results = Vec::with_capacity(inputs.len());
-    for input in &inputs {
-        let out = crate::batch::output_path(&input.path, Some(&input.rel), &out_dir, Some("mp4"));
-        let outcome = if stop.load(Ordering::SeqCst) {
-            Outcome::Failed(format!("{}: {}", input.path.display(), crate::batch::INTERRUPTED))
-        } else if crate::batch::resolved(&out) == crate::batch::resolved(&input.path) {
-            Outcome::Failed(format!(
-                "{}: its output {} would overwrite an input; choose another -o",
-                input.path.display(),
-                out.display()
-            ))
-        } else if a.batch.skip_existing && out.is_file() {
-            Outcome::Skipped(out)
-        } else if let Err(e) = out.parent().map(std::fs::create_dir_all).transpose() {
-            Outcome::Failed(format!(
-                "{}: cannot create its output folder: {e}",
-                input.path.display()
-            ))
-        } else {
-            match crate::video::run(
-                &VideoInput::File(input.path.clone()),
-                &VideoOutput::File(out.clone()),
-                &mut colorizer,
-                &opts,
-                &stop,
-            ) {
-                Ok(_) => Outcome::Done(out),
-                Err(_) if stop.load(Ordering::SeqCst) => {
-                    Outcome::Failed(format!("{}: {}", input.path.display(), crate::batch::INTERRUPTED))
-                }
-                Err(e) => Outcome::Failed(format!("{}: {e:#}", input.path.display())),
-            }
+    for (input, plan) in inputs.iter().zip(planned) {
+        let interrupted = || Outcome::Failed(format!("{}: {}", input.path.display(), crate::batch::INTERRUPTED));
+        let outcome = match plan {
+            Err(known) => known.outcome,
+            Ok(_) if stop.load(Ordering::SeqCst) => interrupted(),
+            Ok(out) => match out.parent().map(std::fs::create_dir_all).transpose() {
+                Err(e) => Outcome::Failed(format!(
+                    "{}: cannot create its output folder: {e}",
+                    input.path.display()
+                )),
+                Ok(_) => match crate::video::run(
+                    &VideoInput::File(input.path.clone()),
+                    &VideoOutput::File(out.clone()),
+                    &mut colorizer,
+                    &opts,
+                    &stop,
+                ) {
+                    Ok(_) => Outcome::Done(out),
+                    Err(_) if stop.load(Ordering::SeqCst) => interrupted(),
+                    Err(e) => Outcome::Failed(format!("{}: {e:#}", input.path.display())),
+                },
+            },
         };
         let r = crate::batch::FileResult {
             input: input.path.clone(),

@@ -371,3 +371,43 @@ fn video_batches_shard_whole_files_and_resume() {
     }
     assert_eq!(seen, 3);
 }
+
+/// Videos named alike in one folder (`a.mkv`, `a.avi`) both become `a.mp4`: the second is
+/// refused, naming the first, and neither overwrites an input `a.mp4` beside them.
+#[test]
+fn video_outputs_never_clash_with_inputs_or_each_other() {
+    if Command::new("ffmpeg").arg("-version").output().is_err() {
+        eprintln!("SKIPPED video_outputs_never_clash_with_inputs_or_each_other: ffmpeg is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["a.mkv", "a.avi"] {
+        let made = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=48x32:rate=10",
+                "-t",
+                "0.3",
+            ])
+            .arg(tmp.path().join(name))
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let (dir, out) = (tmp.path().to_str().unwrap(), tmp.path().join("out"));
+    let run = tinct(&["video", dir, "-o", out.to_str().unwrap(), "-q"]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert!(stderr(&run).contains("is also the output of"), "{}", stderr(&run));
+    assert_eq!(files_below(&out), [PathBuf::from("a.mp4")].into_iter().collect());
+    // Into the inputs' own folder, a.mp4 (now an input) is never overwritten.
+    std::fs::rename(out.join("a.mp4"), tmp.path().join("a.mp4")).unwrap();
+    let before = std::fs::read(tmp.path().join("a.mp4")).unwrap();
+    let run = tinct(&["video", dir, "-o", dir, "-q", "--force"]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert!(stderr(&run).contains("would overwrite an input"), "{}", stderr(&run));
+    assert_eq!(before, std::fs::read(tmp.path().join("a.mp4")).unwrap());
+}

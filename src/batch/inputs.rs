@@ -31,7 +31,8 @@ impl Kind {
         }
     }
 
-    fn plural(self) -> &'static str {
+    /// `images` or `videos`.
+    pub fn plural(self) -> &'static str {
         match self {
             Kind::Images => "images",
             Kind::Videos => "videos",

@@ -77,11 +77,61 @@ pub fn select(inputs: Vec<Input>, shard: Option<&Shard>) -> Vec<Input> {
     }
 }
 
+/// Decides, in input order and before any work, what becomes of each input whose output is
+/// `outputs[i]`: `Ok(output)` to do, or the outcome already known. An output that would
+/// replace an input or another input's output is refused, naming both; `check` refuses
+/// outputs for reasons of its own (an unknown format); with `skip_existing` an output already
+/// there is skipped. Claimed outputs stay claimed, so the first input keeps its name.
+pub fn plan_outputs(
+    inputs: &[Input],
+    outputs: Vec<PathBuf>,
+    skip_existing: bool,
+    check: &dyn Fn(&Path) -> Result<()>,
+) -> Vec<Result<PathBuf, FileResult>> {
+    let sources: std::collections::HashSet<PathBuf> = inputs.iter().map(|i| resolved(&i.path)).collect();
+    let mut claimed: std::collections::HashMap<PathBuf, PathBuf> = std::collections::HashMap::new();
+    inputs
+        .iter()
+        .zip(outputs)
+        .map(|(input, out)| {
+            let target = inputs::resolved_target(&out);
+            let checked = (|| -> Result<()> {
+                if sources.contains(&target) {
+                    bail!(
+                        "{}: its output {} would overwrite an input; choose another -o",
+                        input.path.display(),
+                        out.display()
+                    );
+                }
+                if let Some(first) = claimed.get(&target) {
+                    bail!(
+                        "{}: its output {} is also the output of {}; colour one of them into another folder",
+                        input.path.display(),
+                        out.display(),
+                        first.display()
+                    );
+                }
+                check(&out)
+            })();
+            if let Err(e) = checked {
+                return Err(FileResult::failed(&input.path, format!("{e:#}")));
+            }
+            claimed.insert(target, input.path.clone());
+            if skip_existing && out.is_file() {
+                return Err(FileResult {
+                    input: input.path.clone(),
+                    outcome: Outcome::Skipped(out),
+                });
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
 /// Colourises every input with `f`, continuing past failures, and returns each input's
 /// outcome in input order. `on_done` sees each outcome as it happens.
 ///
-/// Outputs are claimed in input order before any work starts: an output that would replace
-/// an input or another input's output is refused, naming both. One thread decodes ahead and
+/// Outputs are planned first ([`plan_outputs`]). One thread decodes ahead and
 /// one encodes behind while this thread colours, each with a queue of two images, so memory
 /// stays bounded. After a stop, the image being coloured and those being written are
 /// finished; the rest are reported as [`INTERRUPTED`].
@@ -96,48 +146,22 @@ pub fn run_batch(
         on_done(&r);
         results[i] = Some(r);
     };
-    let sources: std::collections::HashSet<PathBuf> = inputs.iter().map(|i| resolved(&i.path)).collect();
-    let mut claimed: std::collections::HashMap<PathBuf, PathBuf> = std::collections::HashMap::new();
+    let outputs: Vec<PathBuf> = inputs
+        .iter()
+        .map(|input| {
+            opts.out_file
+                .clone()
+                .unwrap_or_else(|| output_path(&input.path, Some(&input.rel), &opts.out_dir, opts.format.as_deref()))
+        })
+        .collect();
     let mut jobs = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
-        let out = opts
-            .out_file
-            .clone()
-            .unwrap_or_else(|| output_path(&input.path, Some(&input.rel), &opts.out_dir, opts.format.as_deref()));
-        let target = inputs::resolved_target(&out);
-        let planned = (|| -> Result<()> {
-            if sources.contains(&target) {
-                bail!(
-                    "{}: its output {} would overwrite an input; choose another -o",
-                    input.path.display(),
-                    out.display()
-                );
-            }
-            if let Some(first) = claimed.get(&target) {
-                bail!(
-                    "{}: its output {} is also the output of {}; colour one of them into another folder",
-                    input.path.display(),
-                    out.display(),
-                    first.display()
-                );
-            }
-            crate::imageio::format_for(&out)?;
-            Ok(())
-        })();
-        match planned {
-            Err(e) => record(i, FileResult::failed(&input.path, format!("{e:#}"))),
-            Ok(()) => {
-                claimed.insert(target, input.path.clone());
-                if opts.skip_existing && out.is_file() {
-                    let r = FileResult {
-                        input: input.path.clone(),
-                        outcome: Outcome::Skipped(out),
-                    };
-                    record(i, r);
-                } else {
-                    jobs.push((i, out));
-                }
-            }
+    let planned = plan_outputs(inputs, outputs, opts.skip_existing, &|out| {
+        crate::imageio::format_for(out).map(|_| ())
+    });
+    for (i, p) in planned.into_iter().enumerate() {
+        match p {
+            Ok(out) => jobs.push((i, out)),
+            Err(r) => record(i, r),
         }
     }
     std::thread::scope(|s| {

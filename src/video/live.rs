@@ -30,8 +30,9 @@ use serde::Serialize;
 
 use super::error::VideoError;
 use super::ffmpeg::{ChildGuard, EncodeSpec, Encoder, FfmpegTools, StderrTail, command, spawn_error, summarize_stderr};
+use super::pipeline::StagedOutput;
 use super::stabilize::{Stabilizer, StabilizerParams};
-use super::{FrameRate, OddSizePolicy};
+use super::{FrameRate, OddSizePolicy, VideoOutput};
 use crate::color::LabImage;
 use crate::infer::Colorizer;
 
@@ -414,15 +415,16 @@ pub fn run_live(
     {
         return Err(VideoError::InputNotFound { path: p.clone() });
     }
-    if let LiveSink::File(p) = sink
-        && p.exists()
-        && !opts.overwrite
-    {
-        return Err(VideoError::InvalidOption(format!(
-            "{} exists; give --force to replace it",
-            p.display()
-        )));
-    }
+    // A file output is written under a temporary name and renamed when the stream ends.
+    let staged = match (sink, source) {
+        (LiveSink::File(p), LiveSource::File(input)) => Some(StagedOutput::plan(
+            &VideoOutput::File(p.clone()),
+            Some(input),
+            opts.overwrite,
+        )?),
+        (LiveSink::File(p), _) => Some(StagedOutput::plan(&VideoOutput::File(p.clone()), None, opts.overwrite)?),
+        _ => None,
+    };
     opts.tools.check()?;
     let mut cmd = command(&opts.tools.ffmpeg);
     cmd.args(["-hide_banner", "-loglevel", "error"]);
@@ -481,7 +483,7 @@ pub fn run_live(
             }
         });
         let out = colour_stream(
-            source, sink, colorizer, opts, started, stdout, stderr, &decoder, &last_data, &ended,
+            source, sink, staged, colorizer, opts, started, stdout, stderr, &decoder, &last_data, &ended,
         );
         reading.store(false, Ordering::SeqCst);
         out
@@ -494,6 +496,7 @@ pub fn run_live(
 fn colour_stream(
     source: &LiveSource,
     sink: &LiveSink,
+    mut staged: Option<StagedOutput>,
     colorizer: &Colorizer,
     opts: &LiveOptions,
     started: Instant,
@@ -538,29 +541,13 @@ fn colour_stream(
     *last_data.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
 
     // The output.
-    let (output, final_output, stream_format, partial) = match sink {
-        LiveSink::File(p) => {
-            let partial = p.with_file_name(format!(
-                ".{}.partial.{}",
-                p.file_stem().unwrap_or_default().to_string_lossy(),
-                p.extension()
-                    .map(|e| e.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "mkv".into())
-            ));
-            (partial.clone(), p.clone(), None, Some(partial))
+    let (output, final_output, stream_format) = match (sink, staged.as_mut()) {
+        (LiveSink::File(p), Some(staged)) => {
+            staged.start()?;
+            (staged.partial.clone(), p.clone(), None)
         }
-        LiveSink::Url(u) => (
-            PathBuf::from(u),
-            PathBuf::from(u),
-            Some(stream_muxer(u).to_string()),
-            None,
-        ),
-        LiveSink::Stdout => (
-            PathBuf::from("pipe:1"),
-            PathBuf::from("-"),
-            Some("mpegts".to_string()),
-            None,
-        ),
+        (LiveSink::Url(u), _) => (PathBuf::from(u), PathBuf::from(u), Some(stream_muxer(u).to_string())),
+        _ => (PathBuf::from("pipe:1"), PathBuf::from("-"), Some("mpegts".to_string())),
     };
     let spec = EncodeSpec {
         width,
@@ -665,17 +652,10 @@ fn colour_stream(
     });
     decoder.lock().unwrap_or_else(|p| p.into_inner()).kill();
     let _ = stderr.collect();
-    let (mut latencies, last_written) = match result {
-        Ok(l) => l,
-        Err(e) => {
-            if let Some(p) = &partial {
-                let _ = std::fs::remove_file(p);
-            }
-            return Err(e);
-        }
-    };
-    if let Some(p) = &partial {
-        std::fs::rename(p, &final_output).map_err(|e| VideoError::io(&final_output, e))?;
+    // On an error the staged output is dropped uncommitted, which removes it.
+    let (mut latencies, last_written) = result?;
+    if let Some(staged) = staged {
+        staged.commit()?;
     }
     latencies.sort_by(f64::total_cmp);
     let seconds = started.elapsed().as_secs_f64();

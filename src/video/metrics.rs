@@ -265,9 +265,11 @@ pub fn evaluate(
                 for (((frame, gt), gray), raw) in batch.iter().zip(&truth).zip(&grays).zip(preds) {
                     let mut live = match &carried_ab {
                         Some((a, b)) if frames % 2 == 1 => LabImage {
+                            width: raw.width,
+                            height: raw.height,
+                            l: raw.l.clone(),
                             a: a.clone(),
                             b: b.clone(),
-                            ..raw.clone()
                         },
                         _ => {
                             carried_ab = Some((raw.a.clone(), raw.b.clone()));

@@ -145,8 +145,8 @@ impl Sink {
 
 /// The output, written under a temporary name next to its final place and moved there by
 /// [`StagedOutput::commit`]; dropped uncommitted, it removes the temporary file/directory.
-struct StagedOutput {
-    partial: PathBuf,
+pub(crate) struct StagedOutput {
+    pub(crate) partial: PathBuf,
     target: PathBuf,
     dir: bool,
     committed: bool,
@@ -160,8 +160,9 @@ fn parent_of(path: &Path) -> PathBuf {
 }
 
 impl StagedOutput {
-    /// Checks the output path without touching the filesystem.
-    fn plan(output: &VideoOutput, input: &VideoInput, overwrite: bool) -> Result<Self, VideoError> {
+    /// Checks the output path without touching the filesystem; `input_file` is the input
+    /// when it is a file, which the output may not be.
+    pub(crate) fn plan(output: &VideoOutput, input_file: Option<&Path>, overwrite: bool) -> Result<Self, VideoError> {
         let (target, dir) = match output {
             VideoOutput::File(p) => (p.clone(), false),
             VideoOutput::Frames(p) => (p.clone(), true),
@@ -198,7 +199,7 @@ impl StagedOutput {
             if target.is_dir() {
                 return Err(unsupported("it is a directory"));
             }
-            if let VideoInput::File(input) = input
+            if let Some(input) = input_file
                 && let (Ok(a), Ok(b)) = (input.canonicalize(), target.canonicalize())
                 && a == b
             {
@@ -222,7 +223,7 @@ impl StagedOutput {
     }
 
     /// Creates the temporary directory (for frame output); from here on, dropping cleans up.
-    fn start(&mut self) -> Result<(), VideoError> {
+    pub(crate) fn start(&mut self) -> Result<(), VideoError> {
         self.committed = false;
         if self.dir {
             if self.partial.exists() {
@@ -233,7 +234,7 @@ impl StagedOutput {
         Ok(())
     }
 
-    fn commit(mut self) -> Result<(), VideoError> {
+    pub(crate) fn commit(mut self) -> Result<(), VideoError> {
         let io = |p: &Path, e| VideoError::io(p, e);
         if self.dir {
             let nonempty = std::fs::read_dir(&self.target)
@@ -499,7 +500,11 @@ pub fn run(
 ) -> Result<RunSummary, VideoError> {
     let started = Instant::now();
     opts.validate()?;
-    let mut staged = StagedOutput::plan(output, input, opts.overwrite)?;
+    let input_file = match input {
+        VideoInput::File(p) => Some(p.as_path()),
+        VideoInput::Frames { .. } => None,
+    };
+    let mut staged = StagedOutput::plan(output, input_file, opts.overwrite)?;
     let src = open_source(input, opts)?;
     let (width, height, frame_rate) = (src.width, src.height, src.frame_rate);
 
