@@ -1,7 +1,6 @@
 //! Lab chroma statistics (mean chroma, chroma spread: the terms `--chroma-weight` matches) of a
 //! model's outputs against the truth, before and after the gamut mapping of the RGB output:
 //! `cargo run --release --example chroma_stats -- MODEL DIR [N]`.
-use std::path::Path;
 
 use burn::prelude::*;
 use tinct::color::LabImage;
@@ -24,7 +23,7 @@ fn stats(lab: &LabImage) -> (f64, f64) {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let colorizer = Colorizer::load(Path::new(&args[0]), &Device::flex())?;
+    let colorizer = Colorizer::load(&tinct::zoo::resolve(&args[0])?, &Device::flex())?;
     let n: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(100);
     let mut files: Vec<_> = std::fs::read_dir(&args[1])?.map(|e| e.unwrap().path()).collect();
     files.sort();

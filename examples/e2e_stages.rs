@@ -2,7 +2,6 @@
 //! `cargo run --release --example e2e_stages -- PHOTO [MODEL]` (default model: the shipped
 //! `photo`). Each stage is timed over 10 runs after a warm-up; the image is colourised at
 //! its own resolution.
-use std::path::Path;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -24,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let photo = args.first().expect("usage: e2e_stages PHOTO [MODEL]");
     let model = args.get(1).map(String::as_str).unwrap_or("models/photo.safetensors");
-    let colorizer = Colorizer::load(Path::new(model), &Device::flex())?;
+    let colorizer = Colorizer::load(&tinct::zoo::resolve(model)?, &Device::flex())?;
     let img = image::open(photo)?;
     let rgb = img.to_rgb8();
     eprintln!("{photo}: {}x{}", rgb.width(), rgb.height());

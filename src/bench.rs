@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::data::Batch;
 use crate::infer::Colorizer;
+use crate::model::store::ModelSource;
 use crate::model::{GeneratorConfig, PatchGanConfig};
 use crate::train::{TrainConfig, Trainer};
 
@@ -126,7 +127,12 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
     let generator_params = net.num_params();
     let colorizer = match &a.model {
         Some(m) => Colorizer::load(&crate::zoo::resolve(m)?, &device)?,
-        None => Colorizer::new(net.clone(), gcfg.clone(), &device, PathBuf::from("untrained")),
+        None => Colorizer::new(
+            net.clone(),
+            gcfg.clone(),
+            &device,
+            ModelSource::File(PathBuf::from("untrained")),
+        ),
     };
     let x = Tensor::<4>::random(
         [1, 1, a.size, a.size],

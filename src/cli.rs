@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
+
+use crate::model::store::ModelSource;
 use clap::{Args, Parser, Subcommand};
 
 use crate::batch::{BatchOptions, Outcome, Shard, ShardSpec};
@@ -516,19 +518,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => eval(a),
         Command::Video(a) => video(a),
         Command::Models => {
-            let available = crate::zoo::available();
-            for (name, desc) in crate::zoo::SHIPPED {
-                match available.iter().find(|a| a.name == *name) {
-                    Some(a) => {
-                        let gain = match crate::model::store::read_generator_config(&a.path) {
-                            Ok(c) if c.saturation() != 1.0 => format!(" (saturation {})", c.saturation()),
-                            Ok(_) => String::new(),
-                            Err(e) => format!(" (unreadable: {e:#})"),
-                        };
-                        println!("{name:<8} {desc:<32} {}{gain}", a.path.display())
-                    }
-                    None => println!("{name:<8} {desc:<32} (not installed)"),
-                }
+            for a in crate::zoo::available() {
+                let gain = match a.source.config() {
+                    Ok(c) if c.saturation() != 1.0 => format!(" (saturation {})", c.saturation()),
+                    Ok(_) => String::new(),
+                    Err(e) => format!(" (unreadable: {e:#})"),
+                };
+                println!("{:<8} {:<32} {}{gain}", a.name, a.description, a.source)
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -536,7 +532,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let srcs = a
                 .model
                 .iter()
-                .map(|m| crate::zoo::resolve_file(m))
+                .map(|m| crate::zoo::resolve(m))
                 .collect::<Result<Vec<_>>>()?;
             let cfg = crate::model::store::export_generator(&srcs, &a.output, a.size, a.half, a.saturation)?;
             println!(
@@ -637,10 +633,10 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         stop.clone(),
         "finishing the current step and saving a checkpoint (Ctrl-C again to quit now)",
     );
-    let init_from = a.init_from.as_deref().map(crate::zoo::resolve_file).transpose()?;
+    let init_from = a.init_from.as_deref().map(crate::zoo::resolve).transpose()?;
     let encoder_weights = match (a.arch, a.encoder_weights) {
         (Arch::EffnetUnet, None) if !a.resume && init_from.is_none() => Some(crate::zoo::encoder_weights()?),
-        (_, w) => w,
+        (_, w) => w.map(ModelSource::File),
     };
     let paths = RunPaths {
         data: a.data,

@@ -2,8 +2,6 @@
 //! size; its ab prediction is upsampled to the original size and merged with the original L,
 //! so the output has the input's size and lightness.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use fast_image_resize as fr;
@@ -11,7 +9,8 @@ use image::{DynamicImage, ImageBuffer, Luma};
 use serde::{Deserialize, Serialize};
 
 use crate::color::{LabImage, scale};
-use crate::model::{Generator, GeneratorConfig, store};
+use crate::model::store::ModelSource;
+use crate::model::{Generator, GeneratorConfig};
 
 /// How the image is brought to the network's square working size.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -75,7 +74,7 @@ pub struct Colorizer {
     /// Share of class rebalancing set for such a model (`None`: the model's own).
     pub rebalance: Option<f64>,
     /// Where the weights came from.
-    pub source: PathBuf,
+    pub source: ModelSource,
 }
 
 impl Colorizer {
@@ -100,24 +99,17 @@ impl Colorizer {
     }
 
     /// Loads a generator file or run directory.
-    pub fn load(path: &Path, device: &Device) -> Result<Colorizer> {
-        let file = if path.is_dir() {
-            store::run_generator_path(path)
-        } else {
-            path.to_path_buf()
-        };
-        if !file.exists() {
-            bail!(
-                "{}: no trained generator here (expected {})",
-                path.display(),
-                file.display()
-            );
-        }
-        let (g, config) = store::load_generator(&file, device)?;
-        Ok(Colorizer::new(g.valid().for_inference(), config, device, file))
+    pub fn load(source: &ModelSource, device: &Device) -> Result<Colorizer> {
+        let (g, config) = source.load_generator(device)?;
+        Ok(Colorizer::new(
+            g.valid().for_inference(),
+            config,
+            device,
+            source.clone(),
+        ))
     }
 
-    pub fn new(g: Generator, config: GeneratorConfig, device: &Device, source: PathBuf) -> Colorizer {
+    pub fn new(g: Generator, config: GeneratorConfig, device: &Device, source: ModelSource) -> Colorizer {
         let size = config.size;
         Colorizer {
             g,
@@ -182,7 +174,7 @@ impl Colorizer {
         if bins == 0 {
             bail!(
                 "{}: --temperature and --rebalance need a model that classifies colour over bins (this one regresses it; use --saturation)",
-                self.source.display()
+                self.source
             );
         }
         temperature.map(crate::model::effnet::check_temperature).transpose()?;
@@ -192,7 +184,7 @@ impl Colorizer {
         {
             bail!(
                 "{}: --rebalance: this model carries no rebalancing weights",
-                self.source.display()
+                self.source
             );
         }
         self.g = self.g.with_decoding(temperature, rebalance);
@@ -214,7 +206,7 @@ impl Colorizer {
     }
 
     /// The inference-ready generator, its config and where it was loaded from.
-    pub fn into_parts(self) -> (Generator, GeneratorConfig, PathBuf) {
+    pub fn into_parts(self) -> (Generator, GeneratorConfig, ModelSource) {
         (self.g, self.config, self.source)
     }
 
@@ -410,7 +402,7 @@ pub(crate) mod tests {
             }
         }
         let g = cfg.init(&device).map(&mut Shift).valid();
-        Colorizer::new(g, cfg, &device, PathBuf::from("test"))
+        Colorizer::new(g, cfg, &device, ModelSource::File("test".into()))
     }
 
     /// A test image with no mirror symmetry.

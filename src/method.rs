@@ -72,7 +72,7 @@ impl Method {
     /// A short name for tables and file names.
     pub fn name(&self) -> String {
         match self {
-            Method::Gan(c) => format!("gan:{}{}", model_label(&c.source), c.settings_label()),
+            Method::Gan(c) => format!("gan:{}{}", c.source.name(), c.settings_label()),
             Method::Reference { .. } => "reference".into(),
             Method::Hints(_) => "hints".into(),
             Method::Palette { palette, .. } => format!("palette:{}", palette.name),
@@ -103,20 +103,6 @@ impl Method {
             },
         })
     }
-}
-
-/// A readable label for a model file: its run folder or file stem.
-pub fn model_label(path: &Path) -> String {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if stem == "generator"
-        && let Some(dir) = path.parent().and_then(|p| p.file_name())
-    {
-        return dir.to_string_lossy().into_owned();
-    }
-    stem
 }
 
 /// Everything needed to build a method from command-line options.

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{gray_colorize, stderr, synthetic, tinct};
+use common::{gray_colorize, stderr, synthetic, tinct, tinct_cmd};
 
 use image::{DynamicImage, ImageBuffer, Rgb, RgbImage};
 use tinct::color::LabImage;
@@ -645,29 +645,33 @@ fn export_halves_a_model_and_init_from_fine_tunes_it() {
     assert_refused(&args, "but this run trains effnet-unet");
 }
 
-/// Every shipped model is listed by `tinct models`, colourises by name, and on the first 24
-/// images of its own validation set (where `../shared` is present) has a lower ΔE2000 and a
-/// higher colourfulness than the gray baseline.
+/// The shipped models are compiled in: a `tinct` copied alone to an empty folder lists and
+/// runs all three; a models folder overrides them by name; on the first 24 images of its
+/// own validation set (where `../shared` is present) each has a lower ΔE2000 than gray and
+/// over half the truth's colourfulness.
 #[test]
-fn shipped_models_are_listed_and_beat_gray_on_their_validation_sets() {
-    let models_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let listed = String::from_utf8_lossy(&tinct(&["models"]).stdout).into_owned();
+fn shipped_models_are_built_in_and_beat_gray_on_their_validation_sets() {
     let tmp = tempfile::tempdir().unwrap();
+    let alone = tmp.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    let exe = alone.join("tinct");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_tinct"), &exe).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_tinct"), &exe).unwrap();
+    }
+    let run_alone = |args: &[&str]| {
+        let mut c = std::process::Command::new(&exe);
+        c.args(args).current_dir(&alone).env_remove("TINCT_MODELS");
+        c.output().unwrap()
+    };
+    let listed = String::from_utf8_lossy(&run_alone(&["models"]).stdout).into_owned();
     for (name, val) in [("photo", "photos"), ("anime", "anime"), ("drawn", "drawn")] {
-        if !models_dir.join(format!("{name}.safetensors")).is_file() {
-            eprintln!("{name}: not shipped, skipped");
-            continue;
-        }
         let line = listed.lines().find(|l| l.starts_with(name)).unwrap_or_default();
-        assert!(
-            line.contains(".safetensors"),
-            "`tinct models` does not list {name}: {listed}"
-        );
+        assert!(line.contains("(built in)"), "`tinct models` lists {name} as: {listed}");
 
-        let input = tmp.path().join(format!("{name}-in.png"));
+        let input = alone.join(format!("{name}-in.png"));
         synthetic(48, 40, 1).save(&input).unwrap();
-        let out = tmp.path().join(format!("{name}-out.png"));
-        let o = tinct(&[
+        let out = alone.join(format!("{name}-out.png"));
+        let o = run_alone(&[
             "colorize",
             input.to_str().unwrap(),
             "--model",
@@ -712,6 +716,24 @@ fn shipped_models_are_listed_and_beat_gray_on_their_validation_sets() {
             "{name}: {ours}"
         );
     }
+
+    // A models folder overrides a built-in model by name.
+    let over = tmp.path().join("over");
+    std::fs::create_dir(&over).unwrap();
+    let o = tinct(&[
+        "export",
+        "anime",
+        "-o",
+        over.join("photo.safetensors").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tinct_cmd(&["models"]).env("TINCT_MODELS", &over).output().unwrap();
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = listed.lines().find(|l| l.starts_with("photo")).unwrap_or_default();
+    assert!(
+        line.contains(over.join("photo.safetensors").to_str().unwrap()),
+        "{listed}"
+    );
 }
 
 /// Outputs never overwrite an input or each other, a folder scan skips the output folder

@@ -19,6 +19,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::init::normal_init;
+use super::store::ModelSource;
 use burn::module::{Param, ParamId};
 
 /// Channels of the decoder's skips: encoder stages at strides 16, 8, 4, 2, then L.
@@ -279,18 +280,17 @@ impl Encoder {
     }
 
     /// Loads timm-named ImageNet weights (extra tensors such as the classifier are ignored).
-    pub fn load_pretrained(mut self, path: &Path) -> Result<Encoder> {
-        let mut store = SafetensorsStore::from_file(path)
+    pub fn load_pretrained(mut self, source: &ModelSource) -> Result<Encoder> {
+        let mut store = SafetensorsStore::from_bytes(Some(source.f32_bytes()?))
             .with_key_remapping(r"(bn\d)\.weight$", "$1.gamma")
             .with_key_remapping(r"(bn\d)\.bias$", "$1.beta")
             .allow_partial(true);
         let r = self
             .load_from(&mut store)
-            .map_err(|e| anyhow!("{}: cannot load encoder weights: {e}", path.display()))?;
+            .map_err(|e| anyhow!("{source}: cannot load encoder weights: {e}"))?;
         if !r.errors.is_empty() || !r.missing.is_empty() {
             bail!(
-                "{}: not EfficientNet-Lite0 weights ({} errors, {} missing tensors)",
-                path.display(),
+                "{source}: not EfficientNet-Lite0 weights ({} errors, {} missing tensors)",
                 r.errors.len(),
                 r.missing.len()
             );

@@ -140,10 +140,10 @@ pub enum Generator {
 impl Generator {
     /// Loads ImageNet weights into the encoder of a pretrained-encoder generator (a no-op for
     /// architectures without one).
-    pub fn with_pretrained_encoder(self, path: &std::path::Path) -> anyhow::Result<Generator> {
+    pub fn with_pretrained_encoder(self, weights: &store::ModelSource) -> anyhow::Result<Generator> {
         Ok(match self {
             Generator::EffUnet(mut g) => {
-                g.encoder = g.encoder.load_pretrained(path)?;
+                g.encoder = g.encoder.load_pretrained(weights)?;
                 Generator::EffUnet(g)
             }
             other => other,

@@ -35,10 +35,15 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
 
 /// [`load_module`], but with a `pattern` only the tensors whose path matches it are loaded
 /// (the others keep their values): e.g. a new head on a trained body.
-pub fn load_module_matching<M: Module>(mut module: M, path: &Path, pattern: Option<&str>) -> Result<M> {
+pub fn load_module_matching<M: Module>(module: M, path: &Path, pattern: Option<&str>) -> Result<M> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    load_module_bytes(module, bytes, &path.display().to_string(), pattern)
+}
+
+/// [`load_module_matching`] from a safetensors file's bytes; `label` names them in errors.
+pub fn load_module_bytes<M: Module>(mut module: M, bytes: Vec<u8>, label: &str, pattern: Option<&str>) -> Result<M> {
     let bytes = convert_floats(&bytes, safetensors::Dtype::F32, None)
-        .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?
+        .map_err(|e| anyhow!("{label}: not a safetensors file ({e})"))?
         .unwrap_or(bytes);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     if let Some(p) = pattern {
@@ -46,14 +51,13 @@ pub fn load_module_matching<M: Module>(mut module: M, path: &Path, pattern: Opti
     }
     let result = module
         .load_from(&mut store)
-        .map_err(|e| anyhow!("{}: cannot load weights: {e}", path.display()))?;
+        .map_err(|e| anyhow!("{label}: cannot load weights: {e}"))?;
     if pattern.is_some() && result.applied.is_empty() {
-        bail!("{}: no tensor matches {}", path.display(), pattern.unwrap_or_default());
+        bail!("{label}: no tensor matches {}", pattern.unwrap_or_default());
     }
     if !result.errors.is_empty() || (pattern.is_none() && !result.missing.is_empty()) {
         bail!(
-            "{}: weights do not match the network ({} errors, {} missing tensors{})",
-            path.display(),
+            "{label}: weights do not match the network ({} errors, {} missing tensors{})",
             result.errors.len(),
             result.missing.len(),
             result
@@ -64,6 +68,90 @@ pub fn load_module_matching<M: Module>(mut module: M, path: &Path, pattern: Opti
         );
     }
     Ok(module)
+}
+
+/// A model compiled into the binary: its name, safetensors bytes and config JSON.
+#[derive(Debug)]
+pub struct Embedded {
+    pub name: &'static str,
+    pub weights: &'static [u8],
+    pub config: &'static str,
+}
+
+/// Where a generator's weights come from: a file (or run folder's generator file), or the
+/// binary itself.
+#[derive(Clone, Debug)]
+pub enum ModelSource {
+    File(PathBuf),
+    Embedded(&'static Embedded),
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::File(p) => write!(f, "{}", p.display()),
+            ModelSource::Embedded(e) => write!(f, "{} (built in)", e.name),
+        }
+    }
+}
+
+impl ModelSource {
+    /// A file, or a run folder's generator file.
+    pub fn file(path: &Path) -> ModelSource {
+        ModelSource::File(if path.is_dir() {
+            run_generator_path(path)
+        } else {
+            path.to_path_buf()
+        })
+    }
+
+    /// The model's short name: a built-in model's name, a file's stem, or a run folder's name
+    /// for its `generator.safetensors`.
+    pub fn name(&self) -> String {
+        match self {
+            ModelSource::File(p) => model_label(p),
+            ModelSource::Embedded(e) => e.name.to_string(),
+        }
+    }
+
+    /// The generator config (for a file, the JSON beside it where there is one).
+    pub fn config(&self) -> Result<GeneratorConfig> {
+        match self {
+            ModelSource::File(p) => read_generator_config(p),
+            ModelSource::Embedded(e) => {
+                let c = serde_json::from_str(e.config).with_context(|| format!("{self}: bad generator config"))?;
+                checked(c, Path::new(e.name))
+            }
+        }
+    }
+
+    /// The safetensors bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        match self {
+            ModelSource::File(p) => std::fs::read(p).with_context(|| format!("{}: cannot read", p.display())),
+            ModelSource::Embedded(e) => Ok(e.weights.to_vec()),
+        }
+    }
+
+    /// The safetensors bytes with any f16 tensors widened to f32.
+    pub fn f32_bytes(&self) -> Result<Vec<u8>> {
+        let bytes = self.bytes()?;
+        Ok(convert_floats(&bytes, safetensors::Dtype::F32, None)
+            .map_err(|e| anyhow!("{self}: not a safetensors file ({e})"))?
+            .unwrap_or(bytes))
+    }
+
+    /// Loads the generator and its config.
+    pub fn load_generator(&self, device: &Device) -> Result<(Generator, GeneratorConfig)> {
+        if let ModelSource::File(p) = self
+            && !p.is_file()
+        {
+            bail!("{}: no trained generator here", p.display());
+        }
+        let config = self.config()?;
+        let g = load_module_bytes(config.init(device), self.bytes()?, &self.to_string(), None)?;
+        Ok((g, config))
+    }
 }
 
 /// Saves a generator with its config embedded, plus `<stem>.json` beside it.
@@ -110,14 +198,6 @@ fn read_header_metadata(path: &Path) -> Result<Option<std::collections::HashMap<
     Ok(h.metadata)
 }
 
-/// The generator config of a safetensors file's bytes (`path` names it in errors and locates
-/// the JSON file beside it, which takes precedence).
-fn generator_config_of(bytes: &[u8], path: &Path) -> Result<GeneratorConfig> {
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| anyhow!("{}: not a safetensors file ({e})", path.display()))?;
-    checked(generator_config_from(meta.metadata().as_ref(), path)?, path)
-}
-
 /// `config`, once its effnet part (if any) is consistent.
 fn checked(config: GeneratorConfig, path: &Path) -> Result<GeneratorConfig> {
     if let Some(e) = &config.effnet {
@@ -155,9 +235,21 @@ fn generator_config_from(
 
 /// Loads a generator (config and weights) from a safetensors file.
 pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, GeneratorConfig)> {
-    let config = read_generator_config(path)?;
-    let g = load_module(config.init(device), path)?;
-    Ok((g, config))
+    ModelSource::File(path.to_path_buf()).load_generator(device)
+}
+
+/// A readable label for a model file: its run folder or file stem.
+pub fn model_label(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if stem == "generator"
+        && let Some(dir) = path.parent().and_then(|p| p.file_name())
+    {
+        return dir.to_string_lossy().into_owned();
+    }
+    stem
 }
 
 /// The generator file of a run directory.
@@ -168,20 +260,20 @@ pub fn run_generator_path(run_dir: &Path) -> PathBuf {
 /// Averages the floating-point tensors of several safetensors files value by value (in f32),
 /// keeping the first file's metadata and its non-float tensors. Every file must hold the same
 /// tensor names and shapes.
-fn average_floats(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<u8>> {
+fn average_floats(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     use safetensors::{Dtype, SafeTensors, tensor::TensorView};
     let widened = files
         .iter()
         .map(|(p, b)| {
             let b = convert_floats(b, Dtype::F32, None)
-                .map_err(|e| anyhow!("{}: not a safetensors file ({e})", p.display()))?
+                .map_err(|e| anyhow!("{}: not a safetensors file ({e})", p))?
                 .unwrap_or_else(|| b.clone());
             Ok((p, b))
         })
         .collect::<Result<Vec<_>>>()?;
     let parsed = widened
         .iter()
-        .map(|(p, b)| SafeTensors::deserialize(b).map_err(|e| anyhow!("{}: not a safetensors file ({e})", p.display())))
+        .map(|(p, b)| SafeTensors::deserialize(b).map_err(|e| anyhow!("{}: not a safetensors file ({e})", p)))
         .collect::<Result<Vec<_>>>()?;
     let (first_path, first) = (&files[0].0, &parsed[0]);
     let n = files.len() as f32;
@@ -193,20 +285,16 @@ fn average_floats(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<u8>> {
         let data = if t.dtype() == Dtype::F32 {
             let mut sum: Vec<f32> = vec![0.0; t.data().len() / 4];
             for (k, st) in parsed.iter().enumerate() {
-                let u = st.tensor(name).map_err(|_| {
-                    anyhow!(
-                        "{}: has no tensor {name} (in {})",
-                        files[k].0.display(),
-                        first_path.display()
-                    )
-                })?;
+                let u = st
+                    .tensor(name)
+                    .map_err(|_| anyhow!("{}: has no tensor {name} (in {})", files[k].0, first_path))?;
                 if u.shape() != t.shape() || u.dtype() != Dtype::F32 {
                     bail!(
                         "{}: tensor {name} is {:?} {:?}, {} has {:?} {:?}",
-                        files[k].0.display(),
+                        files[k].0,
                         u.dtype(),
                         u.shape(),
-                        first_path.display(),
+                        first_path,
                         t.dtype(),
                         t.shape()
                     );
@@ -277,7 +365,7 @@ fn convert_floats(
 /// averaging); the first source's config is kept. Sources whose own chroma gains differ average only
 /// when `saturation` gives the result's.
 pub fn export_generator(
-    srcs: &[PathBuf],
+    srcs: &[ModelSource],
     dst: &Path,
     size: Option<usize>,
     half: bool,
@@ -286,34 +374,25 @@ pub fn export_generator(
     let Some(src) = srcs.first() else {
         bail!("no model to export")
     };
-    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()));
-    let mut bytes = read(src)?;
-    let mut config = generator_config_of(&bytes, src)?;
+    let mut bytes = src.bytes()?;
+    let mut config = src.config()?;
     if srcs.len() > 1 {
-        let mut all = vec![(src.clone(), bytes)];
+        let mut all = vec![(src.to_string(), bytes)];
         for p in &srcs[1..] {
-            let b = read(p)?;
-            let mut c = generator_config_of(&b, p)?.with_size(config.size);
+            let b = p.bytes()?;
+            let mut c = p.config()?.with_size(config.size);
             // Own chroma gains may differ when the result's is given: it replaces them all.
             let (own, first) = (c.saturation(), config.saturation());
             if let Some(e) = c.effnet.as_mut() {
                 e.saturation = first;
             }
             if serde_json::to_value(&c)? != serde_json::to_value(&config)? {
-                bail!(
-                    "{}: a different network from {}; only checkpoints of one network can be averaged",
-                    p.display(),
-                    src.display()
-                );
+                bail!("{p}: a different network from {src}; only checkpoints of one network can be averaged");
             }
             if own != first && saturation.is_none() {
-                bail!(
-                    "{}: its own chroma gain is {own} and {}'s is {first}; give the average's with --saturation",
-                    p.display(),
-                    src.display()
-                );
+                bail!("{p}: its own chroma gain is {own} and {src}'s is {first}; give the average's with --saturation");
             }
-            all.push((p.clone(), b));
+            all.push((p.to_string(), b));
         }
         bytes = average_floats(&all)?;
     }
@@ -323,8 +402,7 @@ pub fn export_generator(
     if let Some(g) = saturation {
         let Some(e) = config.effnet.as_mut() else {
             bail!(
-                "{}: --saturation needs an effnet-unet model (this one is {})",
-                src.display(),
+                "{src}: --saturation needs an effnet-unet model (this one is {})",
                 config.arch
             );
         };
@@ -333,7 +411,7 @@ pub fn export_generator(
     config.check_size(config.size)?;
     let json = serde_json::to_string_pretty(&config)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| anyhow!("{}: not a safetensors file ({e})", src.display()))?;
+        .map_err(|e| anyhow!("{}: not a safetensors file ({e})", src))?;
     let mut info = meta.metadata().clone().unwrap_or_default();
     info.insert(CONFIG_KEY.to_string(), json.clone());
     let to = if half {
@@ -342,7 +420,7 @@ pub fn export_generator(
         safetensors::Dtype::F32
     };
     let out = convert_floats(&bytes, to, Some(info))
-        .map_err(|e| anyhow!("{}: cannot convert ({e})", src.display()))?
+        .map_err(|e| anyhow!("{}: cannot convert ({e})", src))?
         .expect("metadata given, so always rewritten");
     crate::imageio::write_bytes_atomic(dst, &out)?;
     crate::imageio::write_bytes_atomic(&dst.with_extension("json"), json.as_bytes())?;
@@ -374,6 +452,10 @@ mod tests {
 
     /// Exporting several checkpoints averages every weight; the result loads as a generator;
     /// a checkpoint of another network is refused.
+    fn files(paths: &[PathBuf]) -> Vec<ModelSource> {
+        paths.iter().cloned().map(ModelSource::File).collect()
+    }
+
     #[test]
     fn export_averages_checkpoints_of_one_network() {
         let dir = tempfile::tempdir().unwrap();
@@ -387,7 +469,7 @@ mod tests {
             })
             .collect();
         let avg = dir.path().join("avg.safetensors");
-        export_generator(&paths, &avg, None, false, None).unwrap();
+        export_generator(&files(&paths), &avg, None, false, None).unwrap();
         let inputs: Vec<_> = paths.iter().map(|p| floats(&std::fs::read(p).unwrap())).collect();
         let out = floats(&std::fs::read(&avg).unwrap());
         assert_eq!(out.len(), inputs[0].len());
@@ -410,7 +492,7 @@ mod tests {
         let other = GeneratorConfig::unet_for_size(32, 8);
         let odd = dir.path().join("odd.safetensors");
         save_generator(&other.init(&device), &other, &odd).unwrap();
-        let err = export_generator(&[paths[0].clone(), odd], &avg, None, false, None)
+        let err = export_generator(&files(&[paths[0].clone(), odd]), &avg, None, false, None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -430,7 +512,7 @@ mod tests {
         let src = dir.path().join("g.safetensors");
         save_generator(&cfg.init(&device), &cfg, &src).unwrap();
         let dst = dir.path().join("tuned.safetensors");
-        export_generator(std::slice::from_ref(&src), &dst, None, true, Some(1.25)).unwrap();
+        export_generator(&files(std::slice::from_ref(&src)), &dst, None, true, Some(1.25)).unwrap();
         assert_eq!(read_generator_config(&dst).unwrap().saturation(), 1.25);
         let json = std::fs::read_to_string(dir.path().join("tuned.json")).unwrap();
         assert!(json.contains("\"saturation\": 1.25"), "{json}");
@@ -444,23 +526,23 @@ mod tests {
         // Averaging files of different own gains needs the average's gain.
         let both = [src.clone(), dst.clone()];
         let avg = dir.path().join("avg.safetensors");
-        let err = export_generator(&both, &avg, None, false, None)
+        let err = export_generator(&files(&both), &avg, None, false, None)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("tuned.safetensors") && err.contains("own chroma gain is 1.25"),
             "{err}"
         );
-        export_generator(&both, &avg, None, false, Some(1.1)).unwrap();
+        export_generator(&files(&both), &avg, None, false, Some(1.1)).unwrap();
         assert_eq!(read_generator_config(&avg).unwrap().saturation(), 1.1);
 
-        let err = export_generator(std::slice::from_ref(&src), &dst, None, false, Some(-0.5))
+        let err = export_generator(&files(std::slice::from_ref(&src)), &dst, None, false, Some(-0.5))
             .unwrap_err()
             .to_string();
         assert!(err.contains("saturation -0.5"), "{err}");
         let unet = GeneratorConfig::unet_for_size(32, 4);
         save_generator(&unet.init(&device), &unet, &src).unwrap();
-        let err = export_generator(&[src], &dst, None, false, Some(1.1))
+        let err = export_generator(&files(&[src]), &dst, None, false, Some(1.1))
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs an effnet-unet model"), "{err}");
@@ -475,7 +557,8 @@ mod tests {
         let src = dir.path().join("g.safetensors");
         save_generator(&cfg.init(&Device::flex()), &cfg, &src).unwrap();
         let bytes = std::fs::read(&src).unwrap();
-        let whole = generator_config_of(&bytes, &src).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let whole: GeneratorConfig = serde_json::from_str(&meta.metadata().as_ref().unwrap()[CONFIG_KEY]).unwrap();
         let header = read_generator_config(&src).unwrap();
         assert_eq!(
             serde_json::to_value(&header).unwrap(),
@@ -519,7 +602,7 @@ mod tests {
         let read = read_generator_config(&src).unwrap();
         assert_eq!(serde_json::to_value(&read).unwrap(), edited);
         let dst = dir.path().join("out.safetensors");
-        export_generator(std::slice::from_ref(&src), &dst, None, false, None).unwrap();
+        export_generator(&files(std::slice::from_ref(&src)), &dst, None, false, None).unwrap();
         std::fs::remove_file(dst.with_extension("json")).unwrap();
         assert_eq!(
             serde_json::to_value(read_generator_config(&dst).unwrap()).unwrap(),

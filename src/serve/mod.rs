@@ -11,7 +11,7 @@
 //! | GET | `/healthz` | `ok`, never waiting for inference |
 //!
 //! Every error is JSON `{"error": "..."}` with a fitting status: 400 bad option, 404 unknown
-//! route or model not installed, 413 body or image too large, 415 not an image, 422 corrupt
+//! route, 413 body or image too large, 415 not an image, 422 corrupt
 //! image or unusable hints, 503 (with `Retry-After`) when saturated or timed out, 500 for
 //! faults of the server (also logged to stderr).
 //!
@@ -235,16 +235,10 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         Ok(m) => eprintln!(
             "model '{}' loaded from {} (working size {})",
             app.registry.default_name(),
-            m.source.display(),
+            m.source,
             m.size()
         ),
-        Err(e) if a.model.is_some() => {
-            anyhow::bail!("--model {}: {}", a.model.as_deref().unwrap_or_default(), e.message)
-        }
-        Err(e) => eprintln!(
-            "warning: {}; method=gan will fail until a model is installed",
-            e.message
-        ),
+        Err(e) => anyhow::bail!("--model {}: {}", app.registry.default_name(), e.message),
     }
     eprintln!(
         "{} workers, queue {}, body limit {} bytes, pixel limit {}, timeout {} s",

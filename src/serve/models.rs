@@ -5,7 +5,6 @@
 //! is a file or run folder). A client can never make the server open a path of its choice.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
@@ -14,20 +13,21 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use crate::infer::Colorizer;
-use crate::model::{Generator, GeneratorConfig, store};
+use crate::model::store::ModelSource;
+use crate::model::{Generator, GeneratorConfig};
 
 /// A generator in memory, from which per-request [`Colorizer`]s are made.
 pub struct LoadedModel {
     generator: Generator,
     config: GeneratorConfig,
-    /// The weights file.
-    pub source: PathBuf,
+    /// Where the weights came from.
+    pub source: ModelSource,
 }
 
 impl LoadedModel {
-    /// Loads a generator file or run folder.
-    pub fn load(path: &std::path::Path, device: &Device) -> Result<LoadedModel> {
-        let (generator, config, source) = Colorizer::load(path, device)?.into_parts();
+    /// Loads a generator.
+    pub fn load(source: &ModelSource, device: &Device) -> Result<LoadedModel> {
+        let (generator, config, source) = Colorizer::load(source, device)?.into_parts();
         Ok(LoadedModel {
             generator,
             config,
@@ -56,8 +56,6 @@ impl LoadedModel {
 pub struct ModelInfo {
     pub name: String,
     pub description: String,
-    /// Whether its weights are present (shipped models may not be installed yet).
-    pub installed: bool,
     /// Whether requests without `model` use it.
     pub default: bool,
 }
@@ -65,7 +63,7 @@ pub struct ModelInfo {
 /// The models a server offers, with a cache of the loaded ones.
 pub struct Registry {
     device: Device,
-    entries: Vec<(ModelInfo, Option<PathBuf>)>,
+    entries: Vec<(ModelInfo, ModelSource)>,
     default: String,
     cache: Mutex<HashMap<String, Arc<LoadedModel>>>,
 }
@@ -73,20 +71,17 @@ pub struct Registry {
 impl Registry {
     /// The shipped models found on this installation, plus `--model` when given (a shipped
     /// name, a run folder or a .safetensors file). Without `--model` the default is the
-    /// shipped `photo` model, whether installed or not.
+    /// shipped `photo` model.
     pub fn new(model: Option<&str>, device: Device) -> Result<Registry> {
-        let installed = crate::zoo::available();
-        let mut entries: Vec<(ModelInfo, Option<PathBuf>)> = crate::zoo::SHIPPED
-            .iter()
-            .map(|(name, desc)| {
-                let path = installed.iter().find(|a| a.name == *name).map(|a| a.path.clone());
+        let mut entries: Vec<(ModelInfo, ModelSource)> = crate::zoo::available()
+            .into_iter()
+            .map(|a| {
                 let info = ModelInfo {
-                    name: name.to_string(),
-                    description: desc.to_string(),
-                    installed: path.is_some(),
+                    name: a.name,
+                    description: a.description,
                     default: false,
                 };
-                (info, path)
+                (info, a.source)
             })
             .collect();
         let default = match model {
@@ -97,22 +92,16 @@ impl Registry {
                 spec.to_string()
             }
             Some(spec) => {
-                let path = crate::zoo::resolve(spec)?;
-                let file = if path.is_dir() {
-                    store::run_generator_path(&path)
-                } else {
-                    path.clone()
-                };
-                let name = crate::method::model_label(&file);
+                let source = crate::zoo::resolve(spec)?;
+                let name = source.name();
                 let info = ModelInfo {
                     name: name.clone(),
                     description: "given with --model".into(),
-                    installed: file.is_file(),
                     default: false,
                 };
                 // A path whose label is a shipped name replaces that entry.
                 entries.retain(|(i, _)| i.name != name);
-                entries.insert(0, (info, Some(path)));
+                entries.insert(0, (info, source));
                 name
             }
         };
@@ -137,7 +126,7 @@ impl Registry {
         &self.default
     }
 
-    /// Every model name the server knows, installed or not.
+    /// Every model name the server knows.
     pub fn list(&self) -> Vec<ModelInfo> {
         self.entries.iter().map(|(i, _)| i.clone()).collect()
     }
@@ -145,20 +134,14 @@ impl Registry {
     /// The loaded model of that name (the default for `None`), loading it on first use.
     /// Blocking (reads and builds the network): call it from a blocking thread.
     ///
-    /// Errors: 400 for a name the server does not know, 404 for a shipped model that is not
-    /// installed, 500 for weights that fail to load.
+    /// Errors: 400 for a name the server does not know, 500 for weights that fail to load.
     pub fn get(&self, name: Option<&str>) -> Result<Arc<LoadedModel>, ApiError> {
         let name = name.unwrap_or(&self.default);
-        let Some((_, path)) = self.entries.iter().find(|(i, _)| i.name == name) else {
+        let Some((_, source)) = self.entries.iter().find(|(i, _)| i.name == name) else {
             let names: Vec<&str> = self.entries.iter().map(|(i, _)| i.name.as_str()).collect();
             return Err(ApiError::bad_request(format!(
                 "unknown model '{name}' (known: {})",
                 names.join(", ")
-            )));
-        };
-        let Some(path) = path else {
-            return Err(ApiError::not_found(format!(
-                "model '{name}' is not installed on this server; use another model or a classic method (method=hints, palette, reference, gray)"
             )));
         };
         // Loading happens under the lock, so concurrent first requests load a model once.
@@ -166,7 +149,7 @@ impl Registry {
         if let Some(m) = cache.get(name) {
             return Ok(m.clone());
         }
-        let model = LoadedModel::load(path, &self.device)
+        let model = LoadedModel::load(source, &self.device)
             .map(Arc::new)
             .map_err(|e| ApiError::internal(format!("model '{name}' failed to load: {e:#}")))?;
         cache.insert(name.to_string(), model.clone());

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, BadFiles, Batch, Prefetcher, Sample};
+use crate::model::store::ModelSource;
 use crate::model::{Generator, GeneratorConfig, PatchGan, PatchGanConfig, renumber_params, store};
 use checkpoint::{Checkpoint, TrainState};
 use loss::{ab_cross_entropy, bce_with_logits, chroma_match, l1};
@@ -134,9 +135,9 @@ pub struct RunPaths {
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     /// ImageNet weights for a pretrained encoder (used when a new run starts).
-    pub encoder_weights: Option<PathBuf>,
+    pub encoder_weights: Option<ModelSource>,
     /// A trained generator to start from (fine-tuning), used when a new run starts.
-    pub init_from: Option<PathBuf>,
+    pub init_from: Option<ModelSource>,
     pub resume: bool,
     pub force: bool,
     /// Hide the progress bars and per-epoch lines.
@@ -499,11 +500,10 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
     };
     validate_config(&config)?;
     if let (Some(m), false) = (&opts.init_from, resuming) {
-        let from = crate::model::store::read_generator_config(m)?;
+        let from = m.config()?;
         if from.arch != config.generator.arch {
             bail!(
-                "--init-from {}: it is a {} generator, but this run trains {}",
-                m.display(),
+                "--init-from {m}: it is a {} generator, but this run trains {}",
                 from.arch,
                 config.generator.arch
             );
@@ -560,20 +560,19 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
     } else {
         if let Some(w) = &opts.encoder_weights {
             trainer.g = trainer.g.clone().with_pretrained_encoder(w)?;
-            say(quiet, format!("encoder initialised from {}", w.display()));
+            say(quiet, format!("encoder initialised from {w}"));
         }
         if let Some(m) = &opts.init_from {
-            if store::read_generator_config(m)?.ab_bins() == config.generator.ab_bins() {
-                trainer.g = store::load_module(trainer.g.clone(), m)?;
-                say(quiet, format!("generator initialised from {}", m.display()));
+            let label = m.to_string();
+            if m.config()?.ab_bins() == config.generator.ab_bins() {
+                trainer.g = store::load_module_bytes(trainer.g.clone(), m.bytes()?, &label, None)?;
+                say(quiet, format!("generator initialised from {m}"));
             } else {
                 // A different head (ab regression <-> bins): the encoder and decoder are taken,
                 // the head starts afresh.
-                trainer.g = store::load_module_matching(trainer.g.clone(), m, Some(r"^EffUnet\.(encoder|up)\."))?;
-                say(
-                    quiet,
-                    format!("generator initialised from {} (all but its head)", m.display()),
-                );
+                let body = Some(r"^EffUnet\.(encoder|up)\.");
+                trainer.g = store::load_module_bytes(trainer.g.clone(), m.bytes()?, &label, body)?;
+                say(quiet, format!("generator initialised from {m} (all but its head)"));
             }
         }
         trainer.reset_ema();

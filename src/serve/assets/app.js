@@ -19,14 +19,9 @@ async function loadModels() {
     for (const m of info.models) {
       const o = document.createElement('option');
       o.value = m.name;
-      o.textContent = m.name + (m.installed ? '' : ' (not installed)') + ' — ' + m.description;
-      o.disabled = !m.installed;
-      o.selected = m.default && m.installed;
+      o.textContent = m.name + ' — ' + m.description;
+      o.selected = m.default;
       sel.appendChild(o);
-    }
-    if (!info.models.some((m) => m.installed)) {
-      $('method').value = 'palette';
-      setStatus('No GAN model is installed on this server: use hints, palette or reference.');
     }
     const pal = $('palette');
     for (const p of info.palettes) {
