@@ -5,7 +5,7 @@
 //! the whole output gradient as a kernel: for a depthwise layer that is C small convolutions
 //! with an H x W kernel plus C slice-assigns of the whole gradient. burn-flex has a fast
 //! depthwise forward but, in 0.22.1, no backward of its own, so each gradient cost about five
-//! times the forward pass (measured in docs/BENCHMARKS.md, "Depthwise convolution").
+//! times the forward pass (measured in docs/experiments/2026-11-25-depthwise-backward.md).
 //!
 //! `y[n, c, i, j] = sum_{u, v} w[c, u, v] * x_pad[n, c, s*i + u, s*j + v]` is the same layer
 //! written with k*k strided slices, multiplies and adds. Its backward is again slices, multiplies

@@ -1,4 +1,5 @@
-"""Session 11 (docs/MODELS.md): chroma curves applied to a model's outputs, scored at matched colourfulness.
+"""Chroma curves applied to a model's outputs, scored at matched colourfulness
+(docs/experiments/2026-11-26-frozen-recipe-holdout.md).
 shapes.py OUTDIR TRUTHDIR RATIO: OUTDIR holds `tinct colorize --format png` outputs at gain 1 of the
 colour images in TRUTHDIR (matched by file stem). Prints PSNR and colourfulness (numpy, as tinct
 computes them; large images are subsampled) for one chroma gain and for vibrance curves

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The colour target for a model's one look at val (docs/MODELS.md, "Session 13").
+"""The colour target for a model's one look at val (docs/experiments/2026-11-26-gain-rule-b.md).
 
 Given `tinct eval` reports of one model on the held-out files at two gains (from
 `--match-colourfulness 0.92` and `0.97`, both with `--colourfulness-of TRAIN`), the gray report on
@@ -8,7 +8,7 @@ colourfulness), it picks the ratio r in [0.88, 0.98] that maximises
 
     Phi((r - 0.90) / se_r) * Phi((PSNR(r) - bar) / se_p),
 
-the chance of passing both of issue 4's bars on val if the two errors were independent:
+the chance of passing both quality bars on val if the two errors were independent:
 - PSNR(r) is linear through the two held-out points; bar is the held-out gray PSNR - 0.5 dB;
 - se_p is the held-out PSNR's standard error, widened for val's own sampling error (val's taken
   as the held-out one's times sqrt(n_held / n_val));

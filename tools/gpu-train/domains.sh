@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 4's anime and drawn models on a lent GPU (session 12): each fine-tuned from a photo
-# generator, with session 12's "thaw" recipe (encoder frozen in the L1 stage, trained in the GAN
+# The anime and drawn models on one GPU (run on 2026-11-26): each fine-tuned from a photo
+# generator, with the "thaw" recipe of the shipped photo (encoder frozen in the L1 stage, trained in the GAN
 # stage) beside the recipe they shipped with (encoder frozen throughout). Every 10th training
 # file (by sorted name) is held out, to calibrate the chroma gain on afterwards.
 # Usage: domains.sh INPUTS OUT SECONDS

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The second GPU call of session 8: heads that classify ab over K x K bins (cross-entropy only,
+# The second GPU call of the 2026-11-26 H200 run (docs/experiments/2026-11-26-gpu-twin-bins-averaging.md):
+# heads that classify ab over K x K bins (cross-entropy only,
 # no GAN), started from the regression model's encoder and decoder. Usage: sweep-bins.sh INPUTS OUT SECONDS
 DEFAULT_SECS=150
 source "$(dirname "$0")/common.sh"

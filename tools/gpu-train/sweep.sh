@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One GPU lease's work (session 8): the training throughput benchmark, then four photo-model
+# One GPU job (the 2026-11-26 H200 run, docs/experiments/2026-11-26-gpu-twin-bins-averaging.md):
+# the training throughput benchmark, then four photo-model
 # variants trained side by side on the one GPU. Usage: sweep.sh INPUTS OUT SECONDS
 #   INPUTS: data/ (photos/train pre-resized to 256x256), g-ema.safetensors and d.safetensors (a
 #           tinct run's checkpoint to continue), effnet-enc.safetensors (ImageNet encoder).
@@ -11,7 +12,7 @@ SNAPS=$OUT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())'
 
-# Throughput at 256 px, batch 32 (issue 4), alone on the GPU: fp32 with TF32, then bf16.
+# Throughput at 256 px, batch 32, alone on the GPU: fp32 with TF32, then bf16.
 $T --bench --imagenet "$IN/effnet-enc.safetensors" --size $SIZE --batch $BATCH --lambda-l1 100 2>&1 | grep -v Warn
 $T --bench --bf16 --imagenet "$IN/effnet-enc.safetensors" --size $SIZE --batch $BATCH --lambda-l1 100 2>&1 | grep -v Warn
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Variations on session 12's `thaw` recipe, which gave the shipped photo (ImageNet encoder frozen
-# while L1 trains the decoder, then trained in the GAN stage; docs/MODELS.md "Session 12"): four
-# runs side by side, with the 183 calibration files kept out. Session 12's best weights were the
+# Variations on the `thaw` recipe, which gave the shipped photo (ImageNet encoder frozen while L1
+# trains the decoder, then trained in the GAN stage; docs/experiments/2026-11-26-h100-photo-recipes.md):
+# four runs side by side, with the 183 calibration files kept out. That run's best weights were the
 # earliest it saved (1/8 of the way through the GAN stage, about 7 GAN epochs), and on the
 # drawings the best came 0.6 GAN epochs in, so these runs save at 1/32, 1/16 and 1/8.
 # Usage: thaw.sh INPUTS OUT SECONDS   (inputs and the steps after the call: as clean.sh's header)
@@ -18,7 +18,7 @@ run() {
     shift 2
     launch "$name" "$SECS" "$pre" "32 16 8" --freeze-encoder-seconds "$pre" "$@"
 }
-run thaw-s7 $((SECS / 2)) --seed 7               # session 12's run, another seed
+run thaw-s7 $((SECS / 2)) --seed 7               # the shipped photo's run, another seed
 run thaw-crop $((SECS / 2)) --crop-min 0.6       # random crops of 0.6-1 of each side
 run thaw-long $((SECS * 2 / 3))                  # a longer L1 stage
 run thaw-l300 $((SECS / 2)) --lambda-l1 300      # a weaker GAN (the gain supplies the colour)

@@ -3,7 +3,7 @@
 
 Why this exists: Burn 0.22's GPU backends cannot be used for training here. burn-cuda downloads
 LLVM at build time, and the Vulkan backend spent more than 400 s compiling kernels before its
-first effnet-unet training step (docs/BENCHMARKS.md, "GPU: Vulkan backend"). This script builds
+first effnet-unet training step (docs/experiments/2026-11-25-vulkan-on-h100.md). This script builds
 the same networks with the same parameter names and layouts, the same losses (BCE + lambda L1
 + the colourfulness term of `train::loss::chroma_match`), the same L*a*b* scaling (L/50 - 1,
 ab/110) and the same weight averaging, and it reads and writes tinct's safetensors files, so a
@@ -582,7 +582,7 @@ def train(args, device):
     sums, window = {}, 0
     # The clock (--seconds, --snapshots and the stage times) leaves out the first step of each
     # phase (L1 or GAN, encoder frozen or not), where cuDNN tries kernels for the new shapes: with
-    # four runs starting side by side that took up to 20 s a step (session 12's drawn runs).
+    # four runs starting side by side that took up to 20 s a step (the drawn runs on the H100).
     phases_seen, uncounted = set(), 0.0
     while True:
         elapsed = time.perf_counter() - start - uncounted

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Charges a perf profile of `tinct bench` to burn-flex functions (docs/BENCHMARKS.md, "Where the
-effnet-unet training step spends its time").
+"""Charges a perf profile of `tinct bench` to burn-flex functions
+(docs/experiments/2026-11-26-training-step-profile.md).
 
     perf record -o p.data -F 149 --call-graph=dwarf,32768 target/release/tinct bench --arch effnet-unet \\
         --size 128 --batch 16 --steps 3 --runs 1 --l1-only
