@@ -7,7 +7,12 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
 use burn::prelude::*;
 use burn::tensor::Distribution::Uniform;
-use tinct::model::depthwise::depthwise_conv2d_shifted;
+
+/// The reference formulation, compiled here from the library's source (it is test-only there).
+#[allow(dead_code)]
+#[path = "../src/model/depthwise.rs"]
+mod depthwise;
+use depthwise::depthwise_conv2d_shifted;
 
 fn time(runs: usize, mut f: impl FnMut()) -> f64 {
     f();

@@ -17,20 +17,10 @@ use rayon::prelude::*;
 use crate::color::{LabImage, scale};
 use crate::imageio;
 
-/// File extensions treated as images (lower case).
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"];
-
-/// Whether `path` has an image extension.
-pub fn is_image_path(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
 /// All image files under `dir`, searched recursively, in a stable (sorted) order. Linked
 /// folders are followed, but each folder is read once, so a link back up the tree cannot loop.
 pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    find_files(dir, is_image_path)
+    find_files(dir, imageio::is_image_path)
 }
 
 /// The files under `dir` that `wanted` accepts, searched recursively as [`find_images`] does.
@@ -278,7 +268,7 @@ pub fn require_images(dir: &Path) -> Result<Vec<PathBuf>> {
         bail!(
             "{}: no images found (looked for {})",
             dir.display(),
-            IMAGE_EXTENSIONS.join(", ")
+            imageio::IMAGE_EXTENSIONS.join(", ")
         );
     }
     Ok(files)

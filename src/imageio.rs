@@ -111,11 +111,19 @@ pub fn is_high_bit_depth(img: &DynamicImage) -> bool {
     )
 }
 
-/// The image format an output path's extension names (one of [`crate::data::IMAGE_EXTENSIONS`]).
+/// File extensions treated as images (lower case).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"];
+
+/// Whether `path` has an image extension.
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// The image format an output path's extension names (one of [`IMAGE_EXTENSIONS`]).
 pub fn format_for(path: &Path) -> Result<ImageFormat> {
-    let format = crate::data::is_image_path(path)
-        .then(|| ImageFormat::from_path(path).ok())
-        .flatten();
+    let format = is_image_path(path).then(|| ImageFormat::from_path(path).ok()).flatten();
     format.ok_or_else(|| {
         anyhow!(
             "{}: unknown output format (use .png, .jpg, .webp, .tif or .bmp)",
@@ -128,7 +136,7 @@ pub fn format_for(path: &Path) -> Result<ImageFormat> {
 /// formats written.
 pub fn parse_format(s: &str) -> Result<String> {
     let ext = s.trim_start_matches('.').to_ascii_lowercase();
-    if crate::data::IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+    if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
         Ok(ext)
     } else {
         bail!("--format {s}: unknown output format (use png, jpg, webp, tif or bmp)")

@@ -339,15 +339,6 @@ pub fn is_effectively_gray(img: &image::RgbImage) -> bool {
     })
 }
 
-/// Video frames go through the same full-resolution path as images, a batch at a time.
-impl crate::video::FrameColorizer for Colorizer {
-    fn colorize_batch(&mut self, frames: &[image::RgbImage]) -> anyhow::Result<Vec<LabImage>> {
-        // Only L is read: a and b of the frames would be computed for nothing.
-        let labs: Vec<LabImage> = frames.iter().map(LabImage::lightness_from_rgb8).collect();
-        Ok(self.colorize_planes(&labs))
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

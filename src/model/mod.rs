@@ -1,5 +1,8 @@
 //! The networks: generators (L -> ab) and the discriminator, built from serialisable configs.
 
+/// The reference depthwise formulation the backend is tested against (also compiled into
+/// `examples/depthwise.rs`).
+#[cfg(test)]
 pub mod depthwise;
 pub mod effnet;
 mod init;

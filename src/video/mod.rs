@@ -43,6 +43,7 @@ pub mod live;
 pub mod metrics;
 mod pipeline;
 pub mod stabilize;
+#[cfg(test)]
 pub mod testing;
 
 #[cfg(test)]
@@ -70,6 +71,16 @@ pub use stabilize::{SceneCutParams, Stabilizer, StabilizerParams};
 /// approximate L, but it must return one image per frame, of the frame's size.
 pub trait FrameColorizer: Send {
     fn colorize_batch(&mut self, frames: &[image::RgbImage]) -> anyhow::Result<Vec<crate::color::LabImage>>;
+}
+
+/// Video frames go through the same full-resolution path as images, a batch at a time.
+impl FrameColorizer for crate::infer::Colorizer {
+    fn colorize_batch(&mut self, frames: &[image::RgbImage]) -> anyhow::Result<Vec<crate::color::LabImage>> {
+        use crate::color::LabImage;
+        // Only L is read: a and b of the frames would be computed for nothing.
+        let labs: Vec<LabImage> = frames.iter().map(LabImage::lightness_from_rgb8).collect();
+        Ok(self.colorize_planes(&labs))
+    }
 }
 
 /// A frame rate as an exact ratio (`30000/1001` for NTSC).
