@@ -332,71 +332,85 @@ impl Trainer {
 
     /// One pix2pix step. With `adversarial` false only the generator's L1 term is optimised
     /// (stage 1); the discriminator is left untouched.
+    /// One training step on a batch: in the GAN stage a D step, then a G step against the
+    /// updated discriminator (pix2pix's `backward_D`, `backward_G`); in the L1 stage only the G
+    /// step, without the adversarial term.
     pub fn step(&mut self, batch: &Batch, adversarial: bool) -> StepLosses {
-        let cfg = &self.config;
         let (fake, logits) = self.g.forward_with_logits(batch.l.clone());
-        // The reconstruction term of eq. (20): L1 on ab, or for a head that classifies ab over
-        // bins, the cross-entropy against the soft-encoded truth (the L1 is still reported).
-        // Returns the term, and the L1 and cross-entropy values to report.
-        let class_weights = self.class_weights.clone();
-        let reconstruction = |fake: &Tensor<4>| -> (Tensor<1>, f32, f32) {
-            let l1_value = l1(fake.clone(), batch.ab.clone());
-            let g_l1 = l1_value.clone().into_scalar::<f32>();
-            match &logits {
-                Some((z, k)) => {
-                    let ce = ab_cross_entropy(z.clone(), batch.ab.clone(), *k, class_weights.clone());
-                    let g_ce = ce.clone().into_scalar::<f32>();
-                    (ce, g_l1, g_ce)
-                }
-                None => (l1_value, g_l1, 0.0),
-            }
+        let (d_real, d_fake) = if adversarial {
+            self.d_step(batch, &fake)
+        } else {
+            (0.0, 0.0)
         };
-        // The optional terms beside the L1 of eq. (20).
+        let losses = self.g_step(batch, fake, logits, adversarial);
+        StepLosses {
+            d_real,
+            d_fake,
+            ..losses
+        }
+    }
+
+    /// The D step: real pairs (L, ab) towards 1 and fake pairs (L, G(L)), detached, towards 0,
+    /// the two BCE terms halved (seed eq. 18). Returns the two terms.
+    fn d_step(&mut self, batch: &Batch, fake: &Tensor<4>) -> (f32, f32) {
+        let real_pair = Tensor::cat(vec![batch.l.clone(), batch.ab.clone()], 1);
+        let fake_pair = Tensor::cat(vec![batch.l.clone(), fake.clone().detach()], 1);
+        let loss_real = bce_with_logits(self.d.forward(real_pair), 1.0);
+        let loss_fake = bce_with_logits(self.d.forward(fake_pair), 0.0);
+        let values = (
+            loss_real.clone().into_scalar::<f32>(),
+            loss_fake.clone().into_scalar::<f32>(),
+        );
+        let loss = (loss_real + loss_fake).mul_scalar(0.5);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.d);
+        self.d = self.opt_d.step(self.config.lr, self.d.clone(), grads);
+        values
+    }
+
+    /// The G step: with `adversarial`, fool the discriminator (frozen for this step) plus
+    /// lambda times the reconstruction term (seed eq. 20); without, the reconstruction term
+    /// alone. The reconstruction term is L1 on ab, or for a head that classifies ab over bins
+    /// the cross-entropy against the soft-encoded truth (the L1 is still reported). The
+    /// optional mirror and colourfulness terms are added to either.
+    fn g_step(
+        &mut self,
+        batch: &Batch,
+        fake: Tensor<4>,
+        logits: Option<(Tensor<4>, usize)>,
+        adversarial: bool,
+    ) -> StepLosses {
+        let l1_loss = l1(fake.clone(), batch.ab.clone());
+        let g_l1 = l1_loss.clone().into_scalar::<f32>();
+        let (reconstruction, g_ce) = match logits {
+            Some((z, k)) => {
+                let ce = ab_cross_entropy(z, batch.ab.clone(), k, self.class_weights.clone());
+                let value = ce.clone().into_scalar::<f32>();
+                (ce, value)
+            }
+            None => (l1_loss, 0.0),
+        };
         let chroma = self.chroma_term(&fake, &batch.ab);
         let g_chroma = chroma.as_ref().map_or(0.0, |t| t.clone().into_scalar::<f32>());
-        let extra = [self.mirror_term(&fake, &batch.l), chroma];
-        let add_extra = |loss: Tensor<1>| extra.into_iter().flatten().fold(loss, |a, t| a + t);
-        if !adversarial {
-            let (loss_rec, g_l1, g_ce) = reconstruction(&fake);
-            let loss = add_extra(loss_rec);
-            let grads = GradientsParams::from_grads(loss.backward(), &self.g);
-            self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
-            self.update_ema();
-            return StepLosses {
-                g_l1,
-                g_ce,
-                g_chroma,
-                ..Default::default()
-            };
+        let (mut loss, g_gan) = if adversarial {
+            let fake_pair = Tensor::cat(vec![batch.l.clone(), fake.clone()], 1);
+            let gan = bce_with_logits(self.d.clone().no_grad().forward(fake_pair), 1.0);
+            let value = gan.clone().into_scalar::<f32>();
+            (gan + reconstruction.mul_scalar(self.config.lambda_l1), value)
+        } else {
+            (reconstruction, 0.0)
+        };
+        for term in [self.mirror_term(&fake, &batch.l), chroma].into_iter().flatten() {
+            loss = loss + term;
         }
-
-        // Discriminator: real (L, ab) -> 1, fake (L, G(L)) -> 0, on a detached fake.
-        let real_pair = Tensor::cat(vec![batch.l.clone(), batch.ab.clone()], 1);
-        let fake_pair = Tensor::cat(vec![batch.l.clone(), fake.clone()], 1);
-        let loss_d_real = bce_with_logits(self.d.forward(real_pair), 1.0);
-        let loss_d_fake = bce_with_logits(self.d.forward(fake_pair.clone().detach()), 0.0);
-        let d_real = loss_d_real.clone().into_scalar::<f32>();
-        let d_fake = loss_d_fake.clone().into_scalar::<f32>();
-        let loss_d = (loss_d_real + loss_d_fake).mul_scalar(0.5);
-        let grads = GradientsParams::from_grads(loss_d.backward(), &self.d);
-        self.d = self.opt_d.step(cfg.lr, self.d.clone(), grads);
-
-        // Generator: fool the (frozen) discriminator, plus lambda * L1 (seed eq. 20).
-        let d_frozen = self.d.clone().no_grad();
-        let loss_g_gan = bce_with_logits(d_frozen.forward(fake_pair), 1.0);
-        let (loss_g_rec, g_l1, g_ce) = reconstruction(&fake);
-        let g_gan = loss_g_gan.clone().into_scalar::<f32>();
-        let loss_g = add_extra(loss_g_gan + loss_g_rec.mul_scalar(cfg.lambda_l1));
-        let grads = GradientsParams::from_grads(loss_g.backward(), &self.g);
-        self.g = self.opt_g.step(cfg.lr, self.g.clone(), grads);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.g);
+        self.g = self.opt_g.step(self.config.lr, self.g.clone(), grads);
         self.update_ema();
         StepLosses {
             g_gan,
             g_l1,
-            d_real,
-            d_fake,
             g_ce,
             g_chroma,
+            ..Default::default()
         }
     }
 
@@ -455,9 +469,68 @@ fn say(quiet: bool, msg: impl AsRef<str>) {
     }
 }
 
-/// Trains a model on a folder of colour images; see the README for the run directory layout.
-/// Returns the per-epoch log rows written in this call.
+/// Trains a model on a folder of colour images; see docs/TRAINING.md for the run directory
+/// layout. Returns the per-epoch log rows written in this call.
 pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device: &Device) -> Result<Vec<EpochLog>> {
+    let mut run = resolve_run(config, paths, opts)?;
+    let data = load_data(&run, opts.quiet)?;
+    if !run.resuming {
+        add_colour_prior(&mut run.config, &data.train_files, opts.quiet);
+    }
+    let mut trainer = Trainer::new(run.config.clone(), device);
+    let mut state = start(&run, &data, opts, &mut trainer)?;
+    let out = &run.paths.out;
+    if run.clear_first {
+        checkpoint::clear_run_dir(out)?;
+    }
+    std::fs::create_dir_all(out.join("samples")).with_context(|| format!("{}: cannot create", out.display()))?;
+    if !run.resuming {
+        checkpoint::write_run_config(out, &run.config, &run.paths)?;
+        crate::imageio::write_bytes_atomic(&out.join("log.csv"), format!("{LOG_HEADER}\n").as_bytes())?;
+    }
+    let mut logs = Vec::new();
+    while state.epoch < run.config.total_epochs() {
+        match run_epoch(&run, &data, opts, &mut trainer, &mut state)? {
+            Epoch::Finished { images, seconds } => logs.push(end_epoch(
+                &run, &data, &trainer, &mut state, images, seconds, opts.quiet,
+            )?),
+            Epoch::Interrupted => {
+                Checkpoint::save(out, &trainer, &state)?;
+                say(
+                    opts.quiet,
+                    format!(
+                        "interrupted: checkpoint saved at epoch {}, step {}; continue with --resume",
+                        state.epoch + 1,
+                        state.step
+                    ),
+                );
+                return Ok(logs);
+            }
+        }
+    }
+    if !data.bad.is_empty() {
+        say(
+            opts.quiet,
+            format!("{} file(s) could not be decoded and were skipped", data.bad.len()),
+        );
+    }
+    Ok(logs)
+}
+
+/// A run resolved from the command line and the run folder.
+struct Run {
+    /// The settings: the saved run's (with schedule changes) when resuming, else the given.
+    config: TrainConfig,
+    paths: RunPaths,
+    resuming: bool,
+    /// A new run replaces the folder's contents (`--force`), once everything is checked.
+    clear_first: bool,
+}
+
+/// Resolves the run: a new one, or the saved one in the run folder with the schedule changes
+/// given; refuses a folder that would be overwritten without `--force`, or an `--init-from`
+/// model of another architecture.
+fn resolve_run(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions) -> Result<Run> {
     let out = &paths.out;
     let has_files = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if opts.resume && !has_files {
@@ -509,7 +582,27 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
             );
         }
     }
-    // Data and weights are checked before a new run writes (or clears) anything.
+    Ok(Run {
+        config,
+        paths,
+        resuming,
+        clear_first,
+    })
+}
+
+/// The run's images: the training files, and the validation samples decoded once.
+struct Data {
+    train_files: Vec<PathBuf>,
+    val_files: usize,
+    val_samples: Vec<Sample>,
+    bad: BadFiles,
+    on_error: Arc<dyn Fn(String) + Send + Sync>,
+}
+
+/// Finds the training and validation images (or splits one folder) and decodes the
+/// validation samples; fails before anything is written when either set is unusable.
+fn load_data(run: &Run, quiet: bool) -> Result<Data> {
+    let (config, paths) = (&run.config, &run.paths);
     let (train_files, val_files) = match &paths.val {
         Some(v) => (data::require_images(&paths.data)?, data::require_images(v)?),
         None => {
@@ -523,30 +616,55 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
             data::split(all, config.val_fraction, config.seed)
         }
     };
-    let size = config.size();
     let bad = BadFiles::default();
-    let quiet = opts.quiet;
     let on_error: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |m| say(quiet, format!("warning: {m}")));
+    let val_limit = if config.val_limit == 0 {
+        val_files.len()
+    } else {
+        config.val_limit.min(val_files.len())
+    };
+    let val_samples = data::load_samples(
+        &val_files[..val_limit],
+        config.size() as u32,
+        &vec![data::Augment::NONE; val_limit],
+        &bad,
+        &*on_error,
+    );
+    if val_samples.is_empty() {
+        bail!("no validation image could be decoded");
+    }
+    Ok(Data {
+        train_files,
+        val_files: val_files.len(),
+        val_samples,
+        bad,
+        on_error,
+    })
+}
 
-    let mut config = config;
-    if !resuming
-        && let Some(e) = config.generator.effnet.as_mut()
+/// For a new run of a head that classifies colour over bins: the prior of the training images'
+/// colours over the bins, stored with the generator for class rebalancing.
+fn add_colour_prior(config: &mut TrainConfig, train_files: &[PathBuf], quiet: bool) {
+    if let Some(e) = config.generator.effnet.as_mut()
         && e.ab_bins > 0
         && e.ab_log_weights.is_empty()
     {
-        // Class rebalancing for the decoding: the prior of the training colours over the bins.
-        let (hist, counted) = ab_prior(&train_files, e.ab_bins);
+        let (hist, counted) = ab_prior(train_files, e.ab_bins);
         e.ab_log_weights = crate::model::effnet::rebalancing_log_weights(&hist, REBALANCE_MIX);
         let k = e.ab_bins;
         say(quiet, format!("colour prior over {k}x{k} bins from {counted} images"));
     }
-    let config = config;
-    let mut trainer = Trainer::new(config.clone(), device);
+}
+
+/// Starts the trainer: from the latest checkpoint when resuming, otherwise from the pretrained
+/// encoder and `--init-from` model given. Returns where the run stands.
+fn start(run: &Run, data: &Data, opts: &TrainOptions, trainer: &mut Trainer) -> Result<TrainState> {
+    let (config, out, quiet) = (&run.config, &run.paths.out, opts.quiet);
     let mut state = TrainState::default();
-    if resuming {
-        let ck = Checkpoint::latest(out)?.expect("checked above");
-        ck.load_into(&mut trainer, &mut state)?;
-        let batches_per_epoch = train_files.len().div_ceil(config.batch_size);
+    if run.resuming {
+        let ck = Checkpoint::latest(out)?.expect("checked when the run was resolved");
+        ck.load_into(trainer, &mut state)?;
+        let batches_per_epoch = data.train_files.len().div_ceil(config.batch_size);
         trainer.ema_updates = (state.epoch * batches_per_epoch + state.step) as u64;
         say(
             quiet,
@@ -577,205 +695,194 @@ pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device:
         }
         trainer.reset_ema();
     }
+    let size = config.size();
     say(
         quiet,
         format!(
-            "training on {} image files, validating on {} ({}x{} px, batch {}, {} epochs)",
-            train_files.len(),
-            val_files.len(),
-            size,
-            size,
+            "training on {} image files, validating on {} ({size}x{size} px, batch {}, {} epochs)",
+            data.train_files.len(),
+            data.val_files,
             config.batch_size,
             config.total_epochs()
         ),
     );
+    Ok(state)
+}
 
-    let val_limit = if config.val_limit == 0 {
-        val_files.len()
-    } else {
-        config.val_limit.min(val_files.len())
-    };
-    let val_samples = data::load_samples(
-        &val_files[..val_limit],
+/// How an epoch's training ended.
+enum Epoch {
+    Finished { images: usize, seconds: f64 },
+    Interrupted,
+}
+
+/// Trains the rest of the current epoch, from `state.step`: batches decoded ahead on other
+/// threads, mid-epoch checkpoints every `checkpoint_minutes`, stopping after the step in
+/// hand when `opts.stop` is set.
+fn run_epoch(
+    run: &Run,
+    data: &Data,
+    opts: &TrainOptions,
+    trainer: &mut Trainer,
+    state: &mut TrainState,
+) -> Result<Epoch> {
+    let (config, quiet) = (&run.config, opts.quiet);
+    let size = config.size();
+    let epoch = state.epoch; // 0-based
+    let adversarial = epoch >= config.pretrain_epochs;
+    trainer.g = trainer
+        .g
+        .clone()
+        .set_encoder_frozen(epoch < config.freeze_encoder_epochs);
+    let files = &data.train_files;
+    let (order, augs) = data::epoch_plan(files.len(), config.seed, epoch, config.augment, config.crop_min);
+    let batches: Vec<(Vec<PathBuf>, Vec<data::Augment>)> = order
+        .chunks(config.batch_size)
+        .map(|c| {
+            (
+                c.iter().map(|&i| files[i].clone()).collect(),
+                c.iter().map(|&i| augs[i]).collect(),
+            )
+        })
+        .collect();
+    let n_batches = batches.len();
+    let start_step = state.step.min(n_batches);
+    let mut prefetch = Prefetcher::start(
+        batches[start_step..].to_vec(),
         size as u32,
-        &vec![data::Augment::NONE; val_limit],
-        &bad,
-        &*on_error,
+        data.bad.clone(),
+        data.on_error.clone(),
     );
-    if val_samples.is_empty() {
-        bail!("no validation image could be decoded");
-    }
-    if clear_first {
-        checkpoint::clear_run_dir(out)?;
-    }
-    std::fs::create_dir_all(out.join("samples")).with_context(|| format!("{}: cannot create", out.display()))?;
-    if !resuming {
-        checkpoint::write_run_config(out, &config, &paths)?;
-        crate::imageio::write_bytes_atomic(&out.join("log.csv"), format!("{LOG_HEADER}\n").as_bytes())?;
-    }
-
-    let mut logs = Vec::new();
-    let mut last_ckpt = Instant::now();
-    while state.epoch < config.total_epochs() {
-        let epoch = state.epoch; // 0-based
-        let adversarial = epoch >= config.pretrain_epochs;
-        trainer.g = trainer
-            .g
-            .clone()
-            .set_encoder_frozen(epoch < config.freeze_encoder_epochs);
-        let (order, augs) = data::epoch_plan(train_files.len(), config.seed, epoch, config.augment, config.crop_min);
-        let batches: Vec<(Vec<PathBuf>, Vec<data::Augment>)> = order
-            .chunks(config.batch_size)
-            .map(|c| {
-                (
-                    c.iter().map(|&i| train_files[i].clone()).collect(),
-                    c.iter().map(|&i| augs[i]).collect(),
-                )
-            })
-            .collect();
-        let n_batches = batches.len();
-        let start_step = state.step.min(n_batches);
-        let mut prefetch = Prefetcher::start(
-            batches[start_step..].to_vec(),
-            size as u32,
-            bad.clone(),
-            on_error.clone(),
-        );
-        let bar = progress_bar(n_batches as u64, quiet);
-        bar.set_position(start_step as u64);
-        bar.set_prefix(format!("epoch {}/{}", epoch + 1, config.total_epochs()));
-        let t0 = Instant::now();
-        let mut images_this_call = 0usize;
-        let mut interrupted = false;
-        let mut last_line = Instant::now();
-        while state.step < n_batches {
-            let Some(samples) = prefetch.next_batch() else {
-                break;
-            };
-            state.step += 1;
-            state.total_steps += 1;
-            if samples.len() >= 2 || (samples.len() == 1 && !adversarial) {
-                let batch = Batch::from_samples(&samples, size, &trainer.device);
-                let losses = trainer.step(&batch, adversarial);
-                if !(losses.g_l1.is_finite() && losses.g_gan.is_finite() && losses.d_real.is_finite()) {
-                    bail!(
-                        "training diverged at epoch {}, step {}: losses are not finite",
-                        epoch + 1,
-                        state.step
-                    );
-                }
-                state.sums.add(&losses, samples.len());
-                images_this_call += samples.len();
-            }
-            let rate = images_this_call as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "{rate:.2} img/s  L1 {:.4}  G {:.3}  D {:.3}/{:.3}",
-                state.sums.mean(state.sums.g_l1),
-                state.sums.mean(state.sums.g_gan),
-                state.sums.mean(state.sums.d_real),
-                state.sums.mean(state.sums.d_fake)
-            ));
-            bar.inc(1);
-            // Without a terminal (e.g. under nohup) the bar is hidden: log a line a minute instead.
-            if bar.is_hidden() && !quiet && last_line.elapsed().as_secs() >= 60 {
-                eprintln!(
-                    "epoch {}/{} batch {}/{}: {}",
-                    epoch + 1,
-                    config.total_epochs(),
-                    state.step,
-                    n_batches,
-                    bar.message()
-                );
-                last_line = Instant::now();
-            }
-            if opts.stop.load(Ordering::SeqCst) {
-                interrupted = true;
-                break;
-            }
-            if last_ckpt.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0 && state.step < n_batches {
-                Checkpoint::save(out, &trainer, &state)?;
-                last_ckpt = Instant::now();
-            }
-        }
-        drop(prefetch);
-        bar.finish_and_clear();
-        if interrupted {
-            Checkpoint::save(out, &trainer, &state)?;
-            say(
-                quiet,
-                format!(
-                    "interrupted: checkpoint saved at epoch {}, step {}; continue with --resume",
+    let bar = progress_bar(n_batches as u64, quiet);
+    bar.set_position(start_step as u64);
+    bar.set_prefix(format!("epoch {}/{}", epoch + 1, config.total_epochs()));
+    let t0 = Instant::now();
+    let mut images = 0usize;
+    let (mut last_line, mut last_ckpt) = (Instant::now(), Instant::now());
+    while state.step < n_batches {
+        let Some(samples) = prefetch.next_batch() else {
+            break;
+        };
+        state.step += 1;
+        state.total_steps += 1;
+        if samples.len() >= 2 || (samples.len() == 1 && !adversarial) {
+            let batch = Batch::from_samples(&samples, size, &trainer.device);
+            let losses = trainer.step(&batch, adversarial);
+            if !(losses.g_l1.is_finite() && losses.g_gan.is_finite() && losses.d_real.is_finite()) {
+                bail!(
+                    "training diverged at epoch {}, step {}: losses are not finite",
                     epoch + 1,
                     state.step
-                ),
-            );
-            return Ok(logs);
+                );
+            }
+            state.sums.add(&losses, samples.len());
+            images += samples.len();
         }
-
-        // End of epoch: validate, write samples, log, checkpoint.
-        let g = trainer.inference_generator();
-        // One prediction pass serves both the scores and the sample grid.
-        let preds = predict_samples(&g, &val_samples, size, &trainer.device.clone().inner());
-        let (val_l1, val_psnr) = validate(&val_samples, &preds, size);
-        let shown = config.sample_count.min(val_samples.len());
-        let grid = sample_grid(&val_samples[..shown], &preds[..shown], size);
-        crate::imageio::save(
-            &image::DynamicImage::ImageRgb8(grid),
-            &out.join("samples").join(format!("epoch-{:03}.png", epoch + 1)),
-        )?;
-        let secs = t0.elapsed().as_secs_f64();
-        let row = EpochLog {
-            epoch: epoch + 1,
-            stage: if adversarial { "gan" } else { "l1" },
-            g_gan: state.sums.mean(state.sums.g_gan),
-            g_l1: state.sums.mean(state.sums.g_l1),
-            d_real: state.sums.mean(state.sums.d_real),
-            d_fake: state.sums.mean(state.sums.d_fake),
-            val_l1,
-            val_psnr,
-            images_per_s: images_this_call as f64 / secs.max(1e-9),
-            seconds: secs,
-            g_ce: state.sums.mean(state.sums.g_ce),
-            g_chroma: state.sums.mean(state.sums.g_chroma),
-        };
-        append_log(out, &row)?;
-        say(
-            quiet,
-            format!(
-                "epoch {}/{} [{}]: L1 {:.4}  G {:.3}  D {:.3}/{:.3}  val L1 {:.4}  val PSNR {:.2} dB  {:.2} img/s",
-                row.epoch,
+        let rate = images as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{rate:.2} img/s  L1 {:.4}  G {:.3}  D {:.3}/{:.3}",
+            state.sums.mean(state.sums.g_l1),
+            state.sums.mean(state.sums.g_gan),
+            state.sums.mean(state.sums.d_real),
+            state.sums.mean(state.sums.d_fake)
+        ));
+        bar.inc(1);
+        // Without a terminal (e.g. under nohup) the bar is hidden: log a line a minute instead.
+        if bar.is_hidden() && !quiet && last_line.elapsed().as_secs() >= 60 {
+            eprintln!(
+                "epoch {}/{} batch {}/{}: {}",
+                epoch + 1,
                 config.total_epochs(),
-                row.stage,
-                row.g_l1,
-                row.g_gan,
-                row.d_real,
-                row.d_fake,
-                row.val_l1,
-                row.val_psnr,
-                row.images_per_s
-            ),
-        );
-        logs.push(row);
-        state.epoch += 1;
-        state.step = 0;
-        state.sums = LossSums::default();
-        store::save_generator(&g, &config.generator, &store::run_generator_path(out))?;
-        if config.keep_generators {
-            let p = out
-                .join("generators")
-                .join(format!("epoch-{:03}.safetensors", epoch + 1));
-            store::save_generator(&g, &config.generator, &p)?;
+                state.step,
+                n_batches,
+                bar.message()
+            );
+            last_line = Instant::now();
         }
-        Checkpoint::save(out, &trainer, &state)?;
-        last_ckpt = Instant::now();
+        if opts.stop.load(Ordering::SeqCst) {
+            bar.finish_and_clear();
+            return Ok(Epoch::Interrupted);
+        }
+        if last_ckpt.elapsed().as_secs_f64() > config.checkpoint_minutes * 60.0 && state.step < n_batches {
+            Checkpoint::save(&run.paths.out, trainer, state)?;
+            last_ckpt = Instant::now();
+        }
     }
-    if !bad.is_empty() {
-        say(
-            quiet,
-            format!("{} file(s) could not be decoded and were skipped", bad.len()),
-        );
+    bar.finish_and_clear();
+    Ok(Epoch::Finished {
+        images,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Ends an epoch: validates the generator (its moving average when on), writes the sample
+/// grid, the log row, the generator and a checkpoint, and moves the state to the next epoch.
+fn end_epoch(
+    run: &Run,
+    data: &Data,
+    trainer: &Trainer,
+    state: &mut TrainState,
+    images: usize,
+    seconds: f64,
+    quiet: bool,
+) -> Result<EpochLog> {
+    let (config, out) = (&run.config, &run.paths.out);
+    let (size, epoch) = (config.size(), state.epoch);
+    let g = trainer.inference_generator();
+    // One prediction pass serves both the scores and the sample grid.
+    let samples = &data.val_samples;
+    let preds = predict_samples(&g, samples, size, &trainer.device.clone().inner());
+    let (val_l1, val_psnr) = validate(samples, &preds, size);
+    let shown = config.sample_count.min(samples.len());
+    let grid = sample_grid(&samples[..shown], &preds[..shown], size);
+    crate::imageio::save(
+        &image::DynamicImage::ImageRgb8(grid),
+        &out.join("samples").join(format!("epoch-{:03}.png", epoch + 1)),
+    )?;
+    let sums = &state.sums;
+    let row = EpochLog {
+        epoch: epoch + 1,
+        stage: if epoch >= config.pretrain_epochs { "gan" } else { "l1" },
+        g_gan: sums.mean(sums.g_gan),
+        g_l1: sums.mean(sums.g_l1),
+        d_real: sums.mean(sums.d_real),
+        d_fake: sums.mean(sums.d_fake),
+        val_l1,
+        val_psnr,
+        images_per_s: images as f64 / seconds.max(1e-9),
+        seconds,
+        g_ce: sums.mean(sums.g_ce),
+        g_chroma: sums.mean(sums.g_chroma),
+    };
+    append_log(out, &row)?;
+    say(
+        quiet,
+        format!(
+            "epoch {}/{} [{}]: L1 {:.4}  G {:.3}  D {:.3}/{:.3}  val L1 {:.4}  val PSNR {:.2} dB  {:.2} img/s",
+            row.epoch,
+            config.total_epochs(),
+            row.stage,
+            row.g_l1,
+            row.g_gan,
+            row.d_real,
+            row.d_fake,
+            row.val_l1,
+            row.val_psnr,
+            row.images_per_s
+        ),
+    );
+    state.epoch += 1;
+    state.step = 0;
+    state.sums = LossSums::default();
+    let gcfg = &config.generator;
+    store::save_generator(&g, gcfg, &store::run_generator_path(out))?;
+    if config.keep_generators {
+        let p = out
+            .join("generators")
+            .join(format!("epoch-{:03}.safetensors", epoch + 1));
+        store::save_generator(&g, gcfg, &p)?;
     }
-    Ok(logs)
+    Checkpoint::save(out, trainer, state)?;
+    Ok(row)
 }
 
 fn validate_config(c: &TrainConfig) -> Result<()> {
