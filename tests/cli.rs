@@ -251,11 +251,9 @@ fn resume_continues_a_finished_run_with_more_epochs() {
 /// Trains on a slice of the real photos when `../shared` is present (skips otherwise).
 #[test]
 fn trains_on_shared_photos_when_present() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/photos/val");
-    if !shared.is_dir() {
-        eprintln!("skipping: {} not present", shared.display());
+    let Some(shared) = common::shared("trains_on_shared_photos_when_present", "data/photos/val") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("photos");
     std::fs::create_dir_all(&data).unwrap();
@@ -494,8 +492,7 @@ fn classic_methods_colourise_and_keep_lightness() {
 
 #[test]
 fn video_command_colourises_a_clip_and_reports_flicker() {
-    if Command::new("ffmpeg").arg("-version").output().is_err() {
-        eprintln!("skipping: ffmpeg not installed");
+    if !common::have_ffmpeg("video_command_colourises_a_clip_and_reports_flicker") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -684,14 +681,10 @@ fn shipped_models_are_built_in_and_beat_gray_on_their_validation_sets() {
         assert_eq!((b.width(), b.height()), (48, 40));
         assert!(mean_abs_dl(&a, &b) < 1.5, "{name} changed lightness");
 
-        let data = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data")
-            .join(val)
-            .join("val");
-        if !data.is_dir() {
-            eprintln!("{}: absent, quality check of {name} skipped", data.display());
+        let test = format!("shipped_models_are_built_in_and_beat_gray_on_their_validation_sets ({name})");
+        let Some(data) = common::shared(&test, &format!("data/{val}/val")) else {
             continue;
-        }
+        };
         let report = tmp.path().join(format!("eval-{name}"));
         let o = tinct(&[
             "eval",

@@ -7,15 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{stderr, tinct, tinct_cmd};
-
-fn have_ffmpeg() -> bool {
-    let ok = Command::new("ffmpeg").arg("-version").output().is_ok();
-    if !ok {
-        eprintln!("SKIPPED: ffmpeg is not installed");
-    }
-    ok
-}
+use common::{have_ffmpeg, stderr, tinct, tinct_cmd};
 
 /// `ffmpeg ARGS` writing to its stdout.
 fn ffmpeg_bytes(args: &[&str]) -> Vec<u8> {
@@ -57,7 +49,7 @@ fn free_udp_port() -> u16 {
 /// read is either written or counted as dropped.
 #[test]
 fn standard_input_is_coloured_into_a_playable_file() {
-    if !have_ffmpeg() {
+    if !have_ffmpeg("standard_input_is_coloured_into_a_playable_file") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -120,7 +112,7 @@ fn standard_input_is_coloured_into_a_playable_file() {
 /// that does not exist is an error at once.
 #[test]
 fn a_silent_stream_or_a_missing_camera_is_a_clear_error() {
-    if !have_ffmpeg() {
+    if !have_ffmpeg("a_silent_stream_or_a_missing_camera_is_a_clear_error") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -153,7 +145,7 @@ fn a_silent_stream_or_a_missing_camera_is_a_clear_error() {
 /// with what arrived, and says the stream stalled.
 #[test]
 fn a_stream_that_stops_leaves_a_finished_file() {
-    if !have_ffmpeg() {
+    if !have_ffmpeg("a_stream_that_stops_leaves_a_finished_file") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

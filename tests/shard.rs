@@ -288,8 +288,7 @@ fn sigterm_finishes_the_image_in_hand_and_reports() {
 /// a bad file fails alone, and a retry skips the finished videos.
 #[test]
 fn video_batches_shard_whole_files_and_resume() {
-    if Command::new("ffmpeg").arg("-version").output().is_err() {
-        eprintln!("SKIPPED video_batches_shard_whole_files_and_resume: ffmpeg is not installed");
+    if !common::have_ffmpeg("video_batches_shard_whole_files_and_resume") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -376,8 +375,7 @@ fn video_batches_shard_whole_files_and_resume() {
 /// refused, naming the first, and neither overwrites an input `a.mp4` beside them.
 #[test]
 fn video_outputs_never_clash_with_inputs_or_each_other() {
-    if Command::new("ffmpeg").arg("-version").output().is_err() {
-        eprintln!("SKIPPED video_outputs_never_clash_with_inputs_or_each_other: ffmpeg is not installed");
+    if !common::have_ffmpeg("video_outputs_never_clash_with_inputs_or_each_other") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

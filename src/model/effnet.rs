@@ -934,7 +934,11 @@ mod tests {
     #[test]
     fn port_matches_reference_logits() {
         let Some((weights, reference)) = reference() else {
-            eprintln!("skipping: ../shared/weights not present");
+            crate::skip_test(
+                "port_matches_reference_logits",
+                "shared",
+                "../shared/weights not present",
+            );
             return;
         };
         let device = Device::flex();

@@ -26,7 +26,7 @@ fn ffmpeg_or_skip(test: &str) -> Option<FfmpegTools> {
     if tools.available() {
         Some(tools)
     } else {
-        eprintln!("note: skipping {test}: ffmpeg/ffprobe not installed (apt-get install ffmpeg)");
+        crate::skip_test(test, "ffmpeg", "ffmpeg/ffprobe not installed (apt-get install ffmpeg)");
         None
     }
 }

@@ -52,3 +52,44 @@ pub fn synthetic(w: u32, h: u32, seed: u32) -> RgbImage {
         Rgb([t.wrapping_add(seed as u8 * 40), v, 255 - t])
     })
 }
+
+/// Records that `test` cannot run for want of `resource` (`ffmpeg` or `shared`): a failure when
+/// `TINCT_TEST_REQUIRE` names the resource (CI installs ffmpeg, so its tests must run there),
+/// otherwise a `SKIPPED` line on stderr and in the file `TINCT_SKIP_LOG` names, which CI prints.
+pub fn skip(test: &str, resource: &str, why: &str) {
+    let required = std::env::var("TINCT_TEST_REQUIRE").unwrap_or_default();
+    if required.split(',').any(|r| r.trim() == resource) {
+        panic!("{test}: {why}, and TINCT_TEST_REQUIRE requires {resource}");
+    }
+    let line = format!("SKIPPED {test}: {why}");
+    eprintln!("{line}");
+    if let Some(log) = std::env::var_os("TINCT_SKIP_LOG") {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log);
+        if let Ok(mut f) = file {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Whether the `ffmpeg` program runs; when not, [`skip`]s `test`.
+pub fn have_ffmpeg(test: &str) -> bool {
+    let ok = Command::new("ffmpeg").arg("-version").output().is_ok();
+    if !ok {
+        skip(test, "ffmpeg", "ffmpeg is not installed");
+    }
+    ok
+}
+
+/// `../shared/REL` when present; when not, [`skip`]s `test`.
+pub fn shared(test: &str, rel: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        skip(test, "shared", &format!("{} not present", p.display()));
+        None
+    }
+}
