@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::data::Batch;
 use crate::infer::Colorizer;
 use crate::model::store::ModelSource;
-use crate::model::{GeneratorConfig, PatchGanConfig};
+use crate::model::{ModelConfig, PatchGanConfig};
 use crate::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug, Clone)]
@@ -90,13 +90,13 @@ fn synthetic_jpeg(path: &std::path::Path) -> Result<()> {
 pub fn run(a: &BenchArgs) -> Result<BenchReport> {
     let device = crate::device_by_name(&a.device)?;
     let gcfg = match a.arch {
-        crate::model::Arch::Unet256 => GeneratorConfig::unet_for_size(a.size, a.ngf),
-        crate::model::Arch::EffnetUnet => GeneratorConfig::effnet_unet(a.size),
+        crate::model::Arch::Unet256 => ModelConfig::unet_for_size(a.size, a.ngf),
+        crate::model::Arch::EffnetUnet => ModelConfig::effnet_unet(a.size),
     };
     gcfg.check_size(a.size)?;
     eprintln!(
         "{}: {:.2} GMAC per {} px image",
-        gcfg.arch,
+        gcfg.arch(),
         gcfg.macs() as f64 / 1e9,
         a.size
     );
@@ -198,7 +198,7 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         end_to_end_breakdown_ms: [best[0], best[1], best[2], best[3]],
         generator_params,
         generator_gmac: gcfg.macs() as f64 / 1e9,
-        arch: gcfg.arch.to_string(),
+        arch: gcfg.arch().to_string(),
         threads: rayon::current_num_threads(),
     };
     let json = serde_json::to_string_pretty(&report)?;

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::batch::{BatchOptions, Outcome, Shard, ShardSpec};
 use crate::infer::{Colorizer, Fit};
 use crate::method::{Method, MethodKind, MethodOptions};
-use crate::model::{Arch, GeneratorConfig, PatchGanConfig};
+use crate::model::{Arch, ModelConfig, PatchGanConfig};
 use crate::train::{RunPaths, TrainConfig, TrainOptions};
 
 /// Exit status when some inputs of a batch failed.
@@ -538,7 +538,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!(
                 "{}: {} model{}, working size {} px, {} weights{}",
                 a.output.display(),
-                cfg.arch,
+                cfg.arch(),
                 if srcs.len() > 1 {
                     format!(" (average of {})", srcs.len())
                 } else {
@@ -564,10 +564,10 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     let device = crate::device_by_name(&a.device)?;
     let size = a.size.unwrap_or(256);
     let mut generator = match a.arch {
-        Arch::Unet256 => GeneratorConfig::unet_for_size(size, a.ngf),
-        Arch::EffnetUnet => GeneratorConfig::effnet_unet(size),
+        Arch::Unet256 => ModelConfig::unet_for_size(size, a.ngf),
+        Arch::EffnetUnet => ModelConfig::effnet_unet(size),
     };
-    match (a.ab_bins, &mut generator.effnet) {
+    match (a.ab_bins, generator.effnet_mut()) {
         (None, _) if a.temperature.is_some() => {
             anyhow::bail!(
                 "--temperature needs --ab-bins: it is set with a new run's head (colorize --temperature changes it later)"

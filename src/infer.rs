@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::color::{LabImage, scale};
 use crate::model::store::ModelSource;
-use crate::model::{Generator, GeneratorConfig};
+use crate::model::{Generator, ModelConfig};
 
 /// How the image is brought to the network's square working size.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -58,13 +58,13 @@ fn resize_plane(
 /// A generator ready for inference.
 pub struct Colorizer {
     g: Generator,
-    config: GeneratorConfig,
+    config: ModelConfig,
     device: Device,
     /// Working size (square side, pixels).
     pub size: usize,
     pub fit: Fit,
     /// Colour strength relative to the model's own: the predicted chroma is multiplied by this
-    /// and by the model's own gain (`EffUnetConfig::saturation`); 1 keeps the model's colour.
+    /// and by the model's own gain (`ModelConfig::saturation`); 1 keeps the model's colour.
     pub saturation: f32,
     /// Average the prediction with that of the mirrored image (test-time augmentation).
     pub flip_average: bool,
@@ -109,7 +109,7 @@ impl Colorizer {
         ))
     }
 
-    pub fn new(g: Generator, config: GeneratorConfig, device: &Device, source: ModelSource) -> Colorizer {
+    pub fn new(g: Generator, config: ModelConfig, device: &Device, source: ModelSource) -> Colorizer {
         let size = config.size;
         Colorizer {
             g,
@@ -179,9 +179,7 @@ impl Colorizer {
         }
         temperature.map(crate::model::effnet::check_temperature).transpose()?;
         rebalance.map(crate::model::effnet::check_rebalance).transpose()?;
-        if rebalance.is_some_and(|r| r > 0.0)
-            && self.config.effnet.as_ref().is_some_and(|e| e.ab_log_weights.is_empty())
-        {
+        if rebalance.is_some_and(|r| r > 0.0) && self.config.effnet().is_some_and(|e| e.ab_log_weights.is_empty()) {
             bail!(
                 "{}: --rebalance: this model carries no rebalancing weights",
                 self.source
@@ -201,12 +199,12 @@ impl Colorizer {
         self
     }
 
-    pub fn config(&self) -> &GeneratorConfig {
+    pub fn config(&self) -> &ModelConfig {
         &self.config
     }
 
     /// The inference-ready generator, its config and where it was loaded from.
-    pub fn into_parts(self) -> (Generator, GeneratorConfig, ModelSource) {
+    pub fn into_parts(self) -> (Generator, ModelConfig, ModelSource) {
         (self.g, self.config, self.source)
     }
 
@@ -342,7 +340,7 @@ pub fn is_effectively_gray(img: &image::RgbImage) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::GeneratorConfig;
+    use crate::model::ModelConfig;
     use burn::module::Module;
 
     /// The full-resolution path must carry the network's colour through: at twice the working
@@ -377,11 +375,11 @@ pub(crate) mod tests {
     /// An untrained 32 px U-Net with every bias and batch-norm offset shifted, so that its
     /// output is far from gray.
     pub(crate) fn shifted_colorizer() -> Colorizer {
-        shifted(GeneratorConfig::unet_for_size(32, 4))
+        shifted(ModelConfig::unet_for_size(32, 4))
     }
 
     /// An untrained generator of `cfg` with every bias and batch-norm offset shifted.
-    fn shifted(cfg: GeneratorConfig) -> Colorizer {
+    fn shifted(cfg: ModelConfig) -> Colorizer {
         let device = Device::flex();
         struct Shift;
         impl burn::module::ModuleMapper for Shift {
@@ -453,9 +451,9 @@ pub(crate) mod tests {
     fn a_models_own_gain_applies_by_default_and_saturation_scales_it() {
         let lab = asymmetric_lab();
         let colour = |c: &Colorizer| c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
-        let mut own = shifted(GeneratorConfig::effnet_unet(32));
+        let mut own = shifted(ModelConfig::effnet_unet(32));
         let plain = colour(&own);
-        own.config.effnet.as_mut().unwrap().saturation = 1.5;
+        own.config.saturation = 1.5;
         assert_eq!(own.settings_label(), "");
         let near = |got: &LabImage, k: f32| {
             for (v, b) in got.a.iter().chain(&got.b).zip(plain.a.iter().chain(&plain.b)) {

@@ -129,7 +129,7 @@ mod tests {
             assert_eq!(built_in.name, *name);
             let source = ModelSource::Embedded(built_in);
             let (_, config) = source.load_generator(&device).unwrap();
-            let json: crate::model::GeneratorConfig = serde_json::from_str(built_in.config).unwrap();
+            let json: crate::model::ModelConfig = serde_json::from_str(built_in.config).unwrap();
             let value = |c| serde_json::to_value(c).unwrap();
             assert_eq!(value(&config), value(&json), "{name}");
             assert_eq!(source.name(), *name);

@@ -598,14 +598,11 @@ fn export_halves_a_model_and_init_from_fine_tunes_it() {
         .unwrap();
     assert!(max_diff <= 2, "f16 changed a channel by {max_diff}");
 
-    // A size the network cannot take, or an own gain for a U-Net, is refused; a valid size is
+    // A size the network cannot take, or a negative own gain, is refused; a valid size is
     // recorded.
     let h = half.to_str().unwrap();
     assert_refused(&["export", h, "-o", h, "--size", "100"], "--size 100");
-    assert_refused(
-        &["export", h, "-o", h, "--saturation", "1.2"],
-        "--saturation needs an effnet-unet model",
-    );
+    assert_refused(&["export", h, "-o", h, "--saturation=-1"], "saturation -1");
 
     // Fine-tuning from the f16 file trains; an effnet-unet run cannot start from a unet256.
     let data = tmp.path().join("data");
@@ -917,9 +914,10 @@ fn a_classifying_head_trains_from_the_photo_body_and_decodes_with_its_knobs() {
     );
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("generator.json")).unwrap()).unwrap();
-    assert_eq!(cfg["effnet"]["ab_bins"], 5);
-    assert_eq!(cfg["effnet"]["temperature"], 0.5);
-    assert_eq!(cfg["effnet"]["ab_log_weights"].as_array().unwrap().len(), 25);
+    assert_eq!(cfg["generator"]["arch"], "effnet-unet");
+    assert_eq!(cfg["generator"]["ab_bins"], 5);
+    assert_eq!(cfg["generator"]["temperature"], 0.5);
+    assert_eq!(cfg["generator"]["ab_log_weights"].as_array().unwrap().len(), 25);
     let run_cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(run_cfg["config"]["loss_rebalance"], true);

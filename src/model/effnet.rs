@@ -369,10 +369,6 @@ pub struct EffUnetConfig {
     /// distribution is multiplied by `weight^beta` before the annealed mean, which favours
     /// rare (saturated) colours over the common greyish ones. 0: none.
     pub rebalance: f64,
-    /// The model's own chroma gain: the decoded ab is multiplied by it at inference (1: as
-    /// predicted). Set by `tinct export --saturation` to a gain calibrated on images the model
-    /// did not train on; `--saturation` at inference scales the result further.
-    pub saturation: f32,
 }
 
 impl Default for EffUnetConfig {
@@ -383,7 +379,6 @@ impl Default for EffUnetConfig {
             temperature: 0.38,
             ab_log_weights: Vec::new(),
             rebalance: 0.0,
-            saturation: 1.0,
         }
     }
 }
@@ -415,7 +410,7 @@ impl EffUnetConfig {
     }
 
     /// Refuses a head no model can have: bins not odd or outside 3..=31, a temperature outside
-    /// (0, 10], a rebalancing share outside [0, 4], a negative chroma gain, or weights for another
+    /// (0, 10], a rebalancing share outside [0, 4], or weights for another
     /// number of bins.
     /// Checked on every model file read, not only for command-line flags.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -425,7 +420,6 @@ impl EffUnetConfig {
         }
         check_temperature(self.temperature)?;
         check_rebalance(self.rebalance)?;
-        check_saturation(self.saturation)?;
         let q = if k > 0 { k * k } else { 0 };
         if !self.ab_log_weights.is_empty() && self.ab_log_weights.len() != q {
             anyhow::bail!("{} rebalancing weights for {q} bins", self.ab_log_weights.len());
@@ -846,10 +840,6 @@ mod tests {
             },
             EffUnetConfig {
                 rebalance: f64::NAN,
-                ..ok.clone()
-            },
-            EffUnetConfig {
-                saturation: -0.5,
                 ..ok.clone()
             },
             EffUnetConfig {

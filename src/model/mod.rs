@@ -46,55 +46,194 @@ impl std::fmt::Display for Arch {
     }
 }
 
-/// Everything needed to rebuild a generator and use it: stored as `config.json` next to
-/// the weights.
-#[derive(Config, Debug, PartialEq)]
-pub struct GeneratorConfig {
-    #[config(default = "Arch::Unet256")]
-    pub arch: Arch,
-    /// Working size (pixels, square) the generator was trained at.
-    #[config(default = 256)]
-    pub size: usize,
-    pub unet: UnetConfig,
-    /// Decoder of the `effnet-unet` architecture (absent for `unet256`).
-    pub effnet: Option<EffUnetConfig>,
+/// A generator's architecture and its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "arch")]
+pub enum GeneratorConfig {
+    /// The seed's pix2pix U-Net.
+    #[serde(rename = "unet256")]
+    Unet256(UnetConfig),
+    /// The U-Net on an ImageNet-pretrained EfficientNet-Lite0 encoder.
+    #[serde(rename = "effnet-unet")]
+    EffnetUnet(EffUnetConfig),
 }
 
 impl GeneratorConfig {
+    pub fn arch(&self) -> Arch {
+        match self {
+            GeneratorConfig::Unet256(_) => Arch::Unet256,
+            GeneratorConfig::EffnetUnet(_) => Arch::EffnetUnet,
+        }
+    }
+}
+
+/// Everything needed to rebuild a model and use it: its generator, the working size it was
+/// trained at, and its own chroma gain. Stored in the weights file's metadata and as JSON
+/// beside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredModelConfig")]
+pub struct ModelConfig {
+    pub generator: GeneratorConfig,
+    /// Working size (pixels, square) the generator was trained at.
+    pub size: usize,
+    /// The model's own chroma gain: the predicted ab is multiplied by it at inference (1: as
+    /// predicted). Set by `tinct export --saturation` to a gain calibrated on images the model
+    /// did not train on; `--saturation` at inference scales the result further.
+    pub saturation: f32,
+}
+
+/// A model config as stored: the current form, or the flat one of files written before the
+/// generator became an enum (`arch`, `size`, `unet`, and `effnet` holding the gain).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredModelConfig {
+    Current {
+        generator: GeneratorConfig,
+        size: usize,
+        #[serde(default = "unit_gain")]
+        saturation: f32,
+    },
+    Flat {
+        #[serde(default = "unet256")]
+        arch: Arch,
+        #[serde(default = "default_size")]
+        size: usize,
+        unet: UnetConfig,
+        effnet: Option<FlatEffnet>,
+    },
+}
+
+#[derive(Deserialize)]
+struct FlatEffnet {
+    #[serde(flatten)]
+    config: EffUnetConfig,
+    #[serde(default = "unit_gain")]
+    saturation: f32,
+}
+
+fn unit_gain() -> f32 {
+    1.0
+}
+fn unet256() -> Arch {
+    Arch::Unet256
+}
+fn default_size() -> usize {
+    256
+}
+
+impl From<StoredModelConfig> for ModelConfig {
+    fn from(s: StoredModelConfig) -> ModelConfig {
+        match s {
+            StoredModelConfig::Current {
+                generator,
+                size,
+                saturation,
+            } => ModelConfig {
+                generator,
+                size,
+                saturation,
+            },
+            StoredModelConfig::Flat {
+                arch,
+                size,
+                unet,
+                effnet,
+            } => {
+                let (generator, saturation) = match (arch, effnet) {
+                    (Arch::Unet256, _) => (GeneratorConfig::Unet256(unet), 1.0),
+                    (Arch::EffnetUnet, e) => {
+                        let (config, gain) =
+                            e.map_or_else(|| (EffUnetConfig::default(), 1.0), |e| (e.config, e.saturation));
+                        (GeneratorConfig::EffnetUnet(config), gain)
+                    }
+                };
+                ModelConfig {
+                    generator,
+                    size,
+                    saturation,
+                }
+            }
+        }
+    }
+}
+
+impl ModelConfig {
     /// The seed's recipe at `size` pixels: `unet_256` with its depth lowered so the
     /// innermost block stays 1x1.
     pub fn unet_for_size(size: usize, ngf: usize) -> Self {
-        GeneratorConfig::new(
-            UnetConfig::new()
-                .with_ngf(ngf)
-                .with_depth(UnetConfig::depth_for_size(size)),
-        )
-        .with_size(size)
+        let unet = UnetConfig::new()
+            .with_ngf(ngf)
+            .with_depth(UnetConfig::depth_for_size(size));
+        ModelConfig::of(GeneratorConfig::Unet256(unet), size)
     }
 
     /// The pretrained-encoder generator at `size` pixels.
     pub fn effnet_unet(size: usize) -> Self {
-        GeneratorConfig::new(UnetConfig::new())
-            .with_arch(Arch::EffnetUnet)
-            .with_size(size)
-            .with_effnet(Some(EffUnetConfig::new()))
+        ModelConfig::of(GeneratorConfig::EffnetUnet(EffUnetConfig::new()), size)
     }
 
-    /// The model's own chroma gain ([`EffUnetConfig::saturation`]; 1 for `unet256`).
+    /// `generator` at `size` pixels, with no gain of its own.
+    pub fn of(generator: GeneratorConfig, size: usize) -> Self {
+        ModelConfig {
+            generator,
+            size,
+            saturation: 1.0,
+        }
+    }
+
+    pub fn with_size(mut self, size: usize) -> Self {
+        self.size = size;
+        self
+    }
+
+    pub fn with_saturation(mut self, gain: f32) -> Self {
+        self.saturation = gain;
+        self
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.generator.arch()
+    }
+
+    /// The `effnet-unet` generator's config, if it is one.
+    pub fn effnet(&self) -> Option<&EffUnetConfig> {
+        match &self.generator {
+            GeneratorConfig::EffnetUnet(e) => Some(e),
+            GeneratorConfig::Unet256(_) => None,
+        }
+    }
+
+    pub fn effnet_mut(&mut self) -> Option<&mut EffUnetConfig> {
+        match &mut self.generator {
+            GeneratorConfig::EffnetUnet(e) => Some(e),
+            GeneratorConfig::Unet256(_) => None,
+        }
+    }
+
+    /// The model's own chroma gain.
     pub fn saturation(&self) -> f32 {
-        self.effnet.as_ref().map_or(1.0, |e| e.saturation)
+        self.saturation
     }
 
     /// Bins per ab axis of a head that classifies colour; 0 for one that regresses it.
     pub fn ab_bins(&self) -> usize {
-        self.effnet.as_ref().map_or(0, |e| e.ab_bins)
+        self.effnet().map_or(0, |e| e.ab_bins)
+    }
+
+    /// Refuses a config no model can have (a bad head or gain).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        effnet::check_saturation(self.saturation)?;
+        match &self.generator {
+            GeneratorConfig::EffnetUnet(e) => e.validate(),
+            GeneratorConfig::Unet256(_) => Ok(()),
+        }
     }
 
     /// Side lengths must be multiples of this.
     pub fn stride_multiple(&self) -> usize {
-        match self.arch {
-            Arch::Unet256 => 1 << self.unet.depth,
-            Arch::EffnetUnet => 32,
+        match &self.generator {
+            GeneratorConfig::Unet256(u) => 1 << u.depth,
+            GeneratorConfig::EffnetUnet(_) => 32,
         }
     }
 
@@ -105,7 +244,7 @@ impl GeneratorConfig {
         if size < m || !size.is_multiple_of(m) {
             anyhow::bail!(
                 "--size {size}: must be a multiple of {m} for this {} generator",
-                self.arch
+                self.arch()
             );
         }
         if size > MAX_SIZE {
@@ -116,17 +255,17 @@ impl GeneratorConfig {
 
     /// Builds the generator with freshly initialised weights.
     pub fn init(&self, device: &Device) -> Generator {
-        match self.arch {
-            Arch::Unet256 => Generator::Unet(self.unet.init(device)),
-            Arch::EffnetUnet => Generator::EffUnet(self.effnet.clone().unwrap_or_default().init(device)),
+        match &self.generator {
+            GeneratorConfig::Unet256(u) => Generator::Unet(u.init(device)),
+            GeneratorConfig::EffnetUnet(e) => Generator::EffUnet(e.init(device)),
         }
     }
 
     /// Multiply-accumulates of one forward pass at `size` x `size` (convolutions only).
     pub fn macs(&self) -> u64 {
-        match self.arch {
-            Arch::Unet256 => self.unet.macs(self.size),
-            Arch::EffnetUnet => self.effnet.clone().unwrap_or_default().macs(self.size),
+        match &self.generator {
+            GeneratorConfig::Unet256(u) => u.macs(self.size),
+            GeneratorConfig::EffnetUnet(e) => e.macs(self.size),
         }
     }
 }

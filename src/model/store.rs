@@ -1,5 +1,5 @@
 //! Saving and loading networks as safetensors. A generator file is self-describing: its
-//! [`GeneratorConfig`] is stored in the safetensors metadata under [`CONFIG_KEY`], and is also
+//! [`ModelConfig`] is stored in the safetensors metadata under [`CONFIG_KEY`], and is also
 //! written as JSON beside it for people and tools.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 
-use super::{Generator, GeneratorConfig};
+use super::{Generator, ModelConfig};
 use crate::imageio::write_atomic;
 
 /// Metadata key holding the generator's config JSON.
@@ -115,7 +115,7 @@ impl ModelSource {
     }
 
     /// The generator config (for a file, the JSON beside it where there is one).
-    pub fn config(&self) -> Result<GeneratorConfig> {
+    pub fn config(&self) -> Result<ModelConfig> {
         match self {
             ModelSource::File(p) => read_generator_config(p),
             ModelSource::Embedded(e) => {
@@ -142,7 +142,7 @@ impl ModelSource {
     }
 
     /// Loads the generator and its config.
-    pub fn load_generator(&self, device: &Device) -> Result<(Generator, GeneratorConfig)> {
+    pub fn load_generator(&self, device: &Device) -> Result<(Generator, ModelConfig)> {
         if let ModelSource::File(p) = self
             && !p.is_file()
         {
@@ -155,7 +155,7 @@ impl ModelSource {
 }
 
 /// Saves a generator with its config embedded, plus `<stem>.json` beside it.
-pub fn save_generator(g: &Generator, config: &GeneratorConfig, path: &Path) -> Result<()> {
+pub fn save_generator(g: &Generator, config: &ModelConfig, path: &Path) -> Result<()> {
     let json = serde_json::to_string_pretty(config)?;
     save_module(g, path, &[(CONFIG_KEY, json.clone())])?;
     crate::imageio::write_bytes_atomic(&path.with_extension("json"), json.as_bytes())
@@ -164,7 +164,7 @@ pub fn save_generator(g: &Generator, config: &GeneratorConfig, path: &Path) -> R
 /// Reads a safetensors file's generator config (the JSON beside it, else the embedded one; see
 /// `generator_config_from`). Only the file's header is read (the weights are checked when they
 /// are loaded).
-pub fn read_generator_config(path: &Path) -> Result<GeneratorConfig> {
+pub fn read_generator_config(path: &Path) -> Result<ModelConfig> {
     let meta = read_header_metadata(path)?;
     checked(generator_config_from(meta.as_ref(), path)?, path)
 }
@@ -199,11 +199,10 @@ fn read_header_metadata(path: &Path) -> Result<Option<std::collections::HashMap<
 }
 
 /// `config`, once its effnet part (if any) is consistent.
-fn checked(config: GeneratorConfig, path: &Path) -> Result<GeneratorConfig> {
-    if let Some(e) = &config.effnet {
-        e.validate()
-            .with_context(|| format!("{}: bad generator config", path.display()))?;
-    }
+fn checked(config: ModelConfig, path: &Path) -> Result<ModelConfig> {
+    config
+        .validate()
+        .with_context(|| format!("{}: bad generator config", path.display()))?;
     Ok(config)
 }
 
@@ -211,10 +210,7 @@ fn checked(config: GeneratorConfig, path: &Path) -> Result<GeneratorConfig> {
 /// embedded in its metadata. `tinct export` and training write the two alike; the JSON wins so
 /// that a model's settings (such as a shipped model's chroma gain) can be changed without
 /// rewriting, or re-committing, its weights file.
-fn generator_config_from(
-    meta: Option<&std::collections::HashMap<String, String>>,
-    path: &Path,
-) -> Result<GeneratorConfig> {
+fn generator_config_from(meta: Option<&std::collections::HashMap<String, String>>, path: &Path) -> Result<ModelConfig> {
     let side = path.with_extension("json");
     match std::fs::read_to_string(&side) {
         Ok(json) => {
@@ -234,7 +230,7 @@ fn generator_config_from(
 }
 
 /// Loads a generator (config and weights) from a safetensors file.
-pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, GeneratorConfig)> {
+pub fn load_generator(path: &Path, device: &Device) -> Result<(Generator, ModelConfig)> {
     ModelSource::File(path.to_path_buf()).load_generator(device)
 }
 
@@ -370,7 +366,7 @@ pub fn export_generator(
     size: Option<usize>,
     half: bool,
     saturation: Option<f32>,
-) -> Result<GeneratorConfig> {
+) -> Result<ModelConfig> {
     let Some(src) = srcs.first() else {
         bail!("no model to export")
     };
@@ -383,9 +379,7 @@ pub fn export_generator(
             let mut c = p.config()?.with_size(config.size);
             // Own chroma gains may differ when the result's is given: it replaces them all.
             let (own, first) = (c.saturation(), config.saturation());
-            if let Some(e) = c.effnet.as_mut() {
-                e.saturation = first;
-            }
+            c.saturation = first;
             if serde_json::to_value(&c)? != serde_json::to_value(&config)? {
                 bail!("{p}: a different network from {src}; only checkpoints of one network can be averaged");
             }
@@ -400,13 +394,7 @@ pub fn export_generator(
         config.size = s;
     }
     if let Some(g) = saturation {
-        let Some(e) = config.effnet.as_mut() else {
-            bail!(
-                "{src}: --saturation needs an effnet-unet model (this one is {})",
-                config.arch
-            );
-        };
-        e.saturation = super::effnet::check_saturation(g)?;
+        config.saturation = super::effnet::check_saturation(g)?;
     }
     config.check_size(config.size)?;
     let json = serde_json::to_string_pretty(&config)?;
@@ -460,7 +448,7 @@ mod tests {
     fn export_averages_checkpoints_of_one_network() {
         let dir = tempfile::tempdir().unwrap();
         let device = Device::flex();
-        let cfg = GeneratorConfig::unet_for_size(32, 4);
+        let cfg = ModelConfig::unet_for_size(32, 4);
         let paths: Vec<PathBuf> = (0..3)
             .map(|k| {
                 let p = dir.path().join(format!("g{k}.safetensors"));
@@ -489,7 +477,7 @@ mod tests {
         assert!(differing > 1000, "the three initialisations should differ");
         load_generator(&avg, &device).unwrap();
 
-        let other = GeneratorConfig::unet_for_size(32, 8);
+        let other = ModelConfig::unet_for_size(32, 8);
         let odd = dir.path().join("odd.safetensors");
         save_generator(&other.init(&device), &other, &odd).unwrap();
         let err = export_generator(&files(&[paths[0].clone(), odd]), &avg, None, false, None)
@@ -502,13 +490,14 @@ mod tests {
     }
 
     /// `export --saturation` stores the model's own chroma gain in the file and in the JSON
-    /// beside it; a file written before the field existed reads as gain 1; files of different
-    /// gains average only with the average's gain given; a negative gain is refused.
+    /// beside it, for any architecture; a file written before the field existed reads as gain
+    /// 1; files of different gains average only with the average's gain given; a negative gain
+    /// is refused.
     #[test]
     fn export_stores_a_default_gain() {
         let dir = tempfile::tempdir().unwrap();
         let device = Device::flex();
-        let cfg = GeneratorConfig::effnet_unet(32);
+        let cfg = ModelConfig::effnet_unet(32);
         let src = dir.path().join("g.safetensors");
         save_generator(&cfg.init(&device), &cfg, &src).unwrap();
         let dst = dir.path().join("tuned.safetensors");
@@ -519,8 +508,8 @@ mod tests {
         assert_eq!(load_generator(&dst, &device).unwrap().1.saturation(), 1.25);
 
         let mut old = serde_json::to_value(&cfg).unwrap();
-        old["effnet"].as_object_mut().unwrap().remove("saturation");
-        let old: GeneratorConfig = serde_json::from_value(old).unwrap();
+        old.as_object_mut().unwrap().remove("saturation");
+        let old: ModelConfig = serde_json::from_value(old).unwrap();
         assert_eq!(old.saturation(), 1.0);
 
         // Averaging files of different own gains needs the average's gain.
@@ -540,12 +529,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("saturation -0.5"), "{err}");
-        let unet = GeneratorConfig::unet_for_size(32, 4);
+        // The gain is the model's, whatever its architecture.
+        let unet = ModelConfig::unet_for_size(32, 4);
         save_generator(&unet.init(&device), &unet, &src).unwrap();
-        let err = export_generator(&files(&[src]), &dst, None, false, Some(1.1))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("needs an effnet-unet model"), "{err}");
+        export_generator(&files(&[src]), &dst, None, false, Some(1.1)).unwrap();
+        assert_eq!(read_generator_config(&dst).unwrap().saturation(), 1.1);
+    }
+
+    /// Configs in the flat form written before the generator became an enum (`arch`, `size`,
+    /// `unet`, and `effnet` holding the gain) read as the same model.
+    #[test]
+    fn flat_configs_of_older_files_still_read() {
+        let flat = r#"{"unet": {"in_channels": 1, "out_channels": 2, "ngf": 64, "depth": 8, "dropout": 0.5},
+            "effnet": {"decoder": [128, 64, 48, 32, 16], "ab_bins": 0, "temperature": 0.38,
+                       "ab_log_weights": [], "rebalance": 0.0, "saturation": 1.4252},
+            "arch": "effnet-unet", "size": 256}"#;
+        let c: ModelConfig = serde_json::from_str(flat).unwrap();
+        assert_eq!(c, ModelConfig::effnet_unet(256).with_saturation(1.4252));
+        let unet = r#"{"unet": {"in_channels": 1, "out_channels": 2, "ngf": 32, "depth": 5, "dropout": 0.5},
+            "effnet": null, "arch": "unet256", "size": 32}"#;
+        let c: ModelConfig = serde_json::from_str(unet).unwrap();
+        assert_eq!(c, ModelConfig::unet_for_size(32, 32));
+        // The current form round-trips.
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains(r#""generator":{"arch":"unet256""#), "{json}");
+        assert_eq!(serde_json::from_str::<ModelConfig>(&json).unwrap(), c);
     }
 
     /// The config is read from the header alone: it matches what the whole file gives, and a
@@ -553,12 +561,12 @@ mod tests {
     #[test]
     fn config_is_read_from_the_header_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = GeneratorConfig::effnet_unet(32);
+        let cfg = ModelConfig::effnet_unet(32);
         let src = dir.path().join("g.safetensors");
         save_generator(&cfg.init(&Device::flex()), &cfg, &src).unwrap();
         let bytes = std::fs::read(&src).unwrap();
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-        let whole: GeneratorConfig = serde_json::from_str(&meta.metadata().as_ref().unwrap()[CONFIG_KEY]).unwrap();
+        let whole: ModelConfig = serde_json::from_str(&meta.metadata().as_ref().unwrap()[CONFIG_KEY]).unwrap();
         let header = read_generator_config(&src).unwrap();
         assert_eq!(
             serde_json::to_value(&header).unwrap(),
@@ -593,11 +601,11 @@ mod tests {
     #[test]
     fn the_json_beside_a_model_overrides_its_embedded_config() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = GeneratorConfig::effnet_unet(32);
+        let cfg = ModelConfig::effnet_unet(32);
         let src = dir.path().join("g.safetensors");
         save_generator(&cfg.init(&Device::flex()), &cfg, &src).unwrap();
         let mut edited = serde_json::to_value(&cfg).unwrap();
-        edited["effnet"]["saturation"] = serde_json::json!(1.5);
+        edited["saturation"] = serde_json::json!(1.5);
         std::fs::write(src.with_extension("json"), edited.to_string()).unwrap();
         let read = read_generator_config(&src).unwrap();
         assert_eq!(serde_json::to_value(&read).unwrap(), edited);

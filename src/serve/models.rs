@@ -14,12 +14,12 @@ use serde::Serialize;
 use super::error::ApiError;
 use crate::infer::Colorizer;
 use crate::model::store::ModelSource;
-use crate::model::{Generator, GeneratorConfig};
+use crate::model::{Generator, ModelConfig};
 
 /// A generator in memory, from which per-request [`Colorizer`]s are made.
 pub struct LoadedModel {
     generator: Generator,
-    config: GeneratorConfig,
+    config: ModelConfig,
     /// Where the weights came from.
     pub source: ModelSource,
 }

@@ -17,7 +17,7 @@ use super::*;
 fn tiny_model() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.safetensors");
-    let cfg = crate::model::GeneratorConfig::unet_for_size(32, 4);
+    let cfg = crate::model::ModelConfig::unet_for_size(32, 4);
     let g = cfg.init(&burn::prelude::Device::flex());
     crate::model::store::save_generator(&g, &cfg, &path).unwrap();
     (dir, path)

@@ -19,14 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, BadFiles, Batch, Prefetcher, Sample};
 use crate::model::store::ModelSource;
-use crate::model::{Generator, GeneratorConfig, PatchGan, PatchGanConfig, renumber_params, store};
+use crate::model::{Generator, ModelConfig, PatchGan, PatchGanConfig, renumber_params, store};
 use checkpoint::{Checkpoint, TrainState};
 use loss::{ab_cross_entropy, bce_with_logits, chroma_match, l1};
 
 /// Every hyper-parameter of a training run; saved as `RUN_DIR/config.json`.
 #[derive(Config, Debug)]
 pub struct TrainConfig {
-    pub generator: GeneratorConfig,
+    pub generator: ModelConfig,
     pub discriminator: PatchGanConfig,
     /// Images per batch.
     #[config(default = 32)]
@@ -267,7 +267,7 @@ impl Trainer {
         let g = renumber_params(config.generator.init(&device), G_ID_BASE);
         let d = renumber_params(config.discriminator.init(&device), D_ID_BASE);
         let g_ema = (config.ema_decay > 0.0).then(|| g.valid());
-        let class_weights = config.generator.effnet.as_ref().and_then(|e| {
+        let class_weights = config.generator.effnet().and_then(|e| {
             (config.loss_rebalance && !e.ab_log_weights.is_empty()).then(|| {
                 let w: Vec<f32> = e.ab_log_weights.iter().map(|v| v.exp()).collect();
                 let n = w.len();
@@ -574,11 +574,11 @@ fn resolve_run(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions) -> Re
     validate_config(&config)?;
     if let (Some(m), false) = (&opts.init_from, resuming) {
         let from = m.config()?;
-        if from.arch != config.generator.arch {
+        if from.arch() != config.generator.arch() {
             bail!(
                 "--init-from {m}: it is a {} generator, but this run trains {}",
-                from.arch,
-                config.generator.arch
+                from.arch(),
+                config.generator.arch()
             );
         }
     }
@@ -645,7 +645,7 @@ fn load_data(run: &Run, quiet: bool) -> Result<Data> {
 /// For a new run of a head that classifies colour over bins: the prior of the training images'
 /// colours over the bins, stored with the generator for class rebalancing.
 fn add_colour_prior(config: &mut TrainConfig, train_files: &[PathBuf], quiet: bool) {
-    if let Some(e) = config.generator.effnet.as_mut()
+    if let Some(e) = config.generator.effnet_mut()
         && e.ab_bins > 0
         && e.ab_log_weights.is_empty()
     {
@@ -1023,7 +1023,10 @@ mod tests {
 
     fn tiny_config() -> TrainConfig {
         // depth 5 has no dropout layers, so steps are deterministic given the data.
-        let g = GeneratorConfig::new(UnetConfig::new().with_ngf(4).with_depth(5)).with_size(32);
+        let g = ModelConfig::of(
+            crate::model::GeneratorConfig::Unet256(UnetConfig::new().with_ngf(4).with_depth(5)),
+            32,
+        );
         TrainConfig::new(g, PatchGanConfig::new().with_ndf(4)).with_batch_size(2)
     }
 

@@ -311,8 +311,13 @@ def generator_config(size, ab_bins=0, temperature=0.38, log_weights=()):
     effnet = {"decoder": [128, 64, 48, 32, 16], "ab_bins": ab_bins, "temperature": temperature}
     if log_weights:
         effnet.update({"ab_log_weights": list(log_weights), "rebalance": 0.0})
-    return {"unet": {"in_channels": 1, "out_channels": 2, "ngf": 64, "depth": 8, "dropout": 0.5},
-            "effnet": effnet, "arch": "effnet-unet", "size": size}
+    return {"generator": {"arch": "effnet-unet", **effnet}, "size": size, "saturation": 1.0}
+
+
+def effnet_part(cfg):
+    """The effnet-unet settings of a tinct generator config: `generator` in the current form,
+    `effnet` in the flat form of older files."""
+    return cfg["generator"] if "generator" in cfg else (cfg.get("effnet") or {})
 
 
 def save_generator(state, path, size, half, ab_bins=0, temperature=0.38, log_weights=()):
@@ -667,10 +672,10 @@ def set_prior(args):
     src, dst = args.set_prior
     with safe_open(src, "pt") as f:
         cfg = json.loads(f.metadata()["tinct.generator"])
-    k = cfg["effnet"]["ab_bins"]
+    k = effnet_part(cfg)["ab_bins"]
     arr, _ = load_images(args.data, 64, args.holdout_every)
     lw = prior_log_weights(torch.from_numpy(arr).float() / 255.0, k)
-    cfg["effnet"].update({"ab_log_weights": [float(v) for v in lw], "rebalance": args.rebalance,
+    effnet_part(cfg).update({"ab_log_weights": [float(v) for v in lw], "rebalance": args.rebalance,
                           "temperature": args.temperature})
     tensors = load_file(src)
     save_file(tensors, dst, metadata={"tinct.generator": json.dumps(cfg, indent=2)})
@@ -732,7 +737,7 @@ def check(args):
     """Forward pass of a tinct generator file here against tinct's own (forward_dump)."""
     from safetensors import safe_open
     with safe_open(args.check[0], "pt") as f:
-        eff = json.loads(f.metadata()["tinct.generator"]).get("effnet", {})
+        eff = effnet_part(json.loads(f.metadata()["tinct.generator"]))
     lw, rb = eff.get("ab_log_weights", []), eff.get("rebalance", 0.0)
     offsets = torch.tensor(lw) * rb if lw and rb else None
     g = EffUnet(ab_bins=eff.get("ab_bins", 0), temperature=eff.get("temperature", 0.38), offsets=offsets)
