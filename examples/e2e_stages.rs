@@ -7,6 +7,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use tinct::color::LabImage;
 use tinct::infer::Colorizer;
+use tinct::pipeline::Colorize;
 
 fn time<T>(name: &str, mut f: impl FnMut() -> T) -> T {
     let _ = f();
@@ -38,6 +39,6 @@ fn main() -> anyhow::Result<()> {
         let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 95);
         rgb_out.write_with_encoder(enc)
     })?;
-    time("whole colorize_image", || colorizer.colorize_image(&img));
+    time("whole colorize_image", || colorizer.colorize_image(&img).unwrap());
     Ok(())
 }

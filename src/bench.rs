@@ -13,6 +13,7 @@ use crate::data::Batch;
 use crate::infer::Colorizer;
 use crate::model::store::ModelSource;
 use crate::model::{ModelConfig, PatchGanConfig};
+use crate::pipeline::Colorize;
 use crate::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug, Clone)]
@@ -169,7 +170,7 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         let t0 = Instant::now();
         let img = crate::imageio::open(&input)?;
         let t1 = Instant::now();
-        let out = colorizer.colorize_image(&img);
+        let out = colorizer.colorize_image(&img)?;
         let t2 = Instant::now();
         crate::imageio::save(&out, &output)?;
         let t3 = Instant::now();

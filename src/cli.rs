@@ -714,20 +714,9 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
     };
     let quiet = a.quiet;
     let started = std::time::Instant::now();
-    let results = crate::batch::run_batch(
-        &inputs,
-        &opts,
-        &|img| match &method {
-            Method::Gan(c) => Ok(c.colorize_image(img)),
-            m => {
-                let lab = crate::infer::lab_of(img);
-                let rgb = img.to_rgb8();
-                let colour = (!crate::infer::is_effectively_gray(&rgb)).then_some(&rgb);
-                Ok(crate::infer::image_like(&m.colorize(&lab, colour)?, img))
-            }
-        },
-        &|r| print_outcome(r, quiet),
-    );
+    let results = crate::batch::run_batch(&inputs, &opts, &|img| method.colorizer().colorize_image(img), &|r| {
+        print_outcome(r, quiet)
+    });
     let report = crate::batch::Report::new(
         "colorize",
         shard,

@@ -5,12 +5,13 @@
 use anyhow::{Result, bail};
 use burn::prelude::*;
 use fast_image_resize as fr;
-use image::{DynamicImage, ImageBuffer, Luma};
+use image::{ImageBuffer, Luma};
 use serde::{Deserialize, Serialize};
 
 use crate::color::{LabImage, scale};
 use crate::model::store::ModelSource;
 use crate::model::{Generator, ModelConfig};
+use crate::pipeline::Colorize;
 
 /// How the image is brought to the network's square working size.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -294,47 +295,18 @@ impl Colorizer {
             b,
         }
     }
+}
 
-    /// Colourises a decoded image. Colour inputs are reduced to their L; 16-bit inputs keep
-    /// 16 bits.
-    pub fn colorize_image(&self, img: &DynamicImage) -> DynamicImage {
-        // Only the lightness of the input is used.
-        let lab = match img {
-            DynamicImage::ImageRgb8(rgb) => LabImage::lightness_from_rgb8(rgb),
-            _ => lab_of(img),
-        };
-        let out = self.colorize_planes(std::slice::from_ref(&lab)).remove(0);
-        image_like(&out, img)
+impl Colorize for Colorizer {
+    fn name(&self) -> String {
+        format!("gan:{}{}", self.source.name(), self.settings_label())
     }
-}
-
-/// A colourised image in the form of its `source`: 16-bit when the source is, and with the
-/// source's alpha channel when it has one.
-pub fn image_like(out: &LabImage, source: &DynamicImage) -> DynamicImage {
-    let rgb = if crate::imageio::is_high_bit_depth(source) {
-        DynamicImage::ImageRgb16(out.to_rgb16())
-    } else {
-        DynamicImage::ImageRgb8(out.to_rgb8())
-    };
-    crate::imageio::keep_alpha(rgb, source)
-}
-
-/// L*a*b* of a decoded image, at full precision for high-bit-depth inputs.
-pub fn lab_of(img: &DynamicImage) -> LabImage {
-    match img {
-        DynamicImage::ImageLuma8(g) => LabImage::from_gray8(g),
-        _ if crate::imageio::is_high_bit_depth(img) => LabImage::from_rgb32f(&img.to_rgb32f()),
-        _ => LabImage::from_rgb8(&img.to_rgb8()),
+    fn colorize_lab(&self, lab: &LabImage, _: Option<&image::RgbImage>) -> anyhow::Result<LabImage> {
+        Ok(self.colorize_planes(std::slice::from_ref(lab)).remove(0))
     }
-}
-
-/// Whether an RGB image carries no colour (every pixel within 3 levels of gray): B&W photos
-/// are often stored as RGB.
-pub fn is_effectively_gray(img: &image::RgbImage) -> bool {
-    img.pixels().all(|p| {
-        let [r, g, b] = p.0;
-        r.abs_diff(g) <= 3 && g.abs_diff(b) <= 3 && r.abs_diff(b) <= 3
-    })
+    fn colorize_labs(&self, labs: &[LabImage]) -> anyhow::Result<Vec<LabImage>> {
+        Ok(self.colorize_planes(labs))
+    }
 }
 
 #[cfg(test)]

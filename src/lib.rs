@@ -13,6 +13,7 @@ pub mod infer;
 pub mod method;
 pub mod metrics;
 pub mod model;
+pub mod pipeline;
 pub mod serve;
 pub mod train;
 pub mod video;

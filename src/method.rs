@@ -10,6 +10,7 @@ use image::RgbImage;
 use crate::classic::{self, HintMap, Palette, SolverOptions};
 use crate::color::LabImage;
 use crate::infer::Colorizer;
+use crate::pipeline::Colorize;
 
 /// Which method `--method` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -59,49 +60,108 @@ impl Hints {
     }
 }
 
-/// A ready-to-run method.
+/// Colour from a reference photo: Welsh et al. (2002) for gray inputs, Reinhard et al. (2001)
+/// for colour inputs.
+pub struct Reference {
+    pub image: RgbImage,
+    pub seed: u64,
+}
+
+impl Colorize for Reference {
+    fn name(&self) -> String {
+        "reference".into()
+    }
+    fn uses_colour(&self) -> bool {
+        true
+    }
+    fn colorize_lab(&self, lab: &LabImage, colour: Option<&RgbImage>) -> Result<LabImage> {
+        Ok(match colour {
+            Some(rgb) => {
+                let recoloured = classic::reinhard_transfer(rgb, &self.image)?;
+                let mut out = LabImage::from_rgb8(&recoloured);
+                out.l = lab.l.clone();
+                out
+            }
+            None => classic::welsh_transfer(lab, &self.image, self.seed)?,
+        })
+    }
+}
+
+/// Colour spread from scribbles (Levin et al. 2004).
+impl Colorize for Hints {
+    fn name(&self) -> String {
+        "hints".into()
+    }
+    fn colorize_lab(&self, lab: &LabImage, _: Option<&RgbImage>) -> Result<LabImage> {
+        Ok(classic::colorize_with_hints(
+            lab,
+            &self.map(lab)?,
+            &SolverOptions::default(),
+        )?)
+    }
+}
+
+/// Colour from a brightness-to-colour gradient.
+pub struct PaletteMap {
+    pub palette: Palette,
+    pub strength: f32,
+}
+
+impl Colorize for PaletteMap {
+    fn name(&self) -> String {
+        format!("palette:{}", self.palette.name)
+    }
+    fn colorize_lab(&self, lab: &LabImage, _: Option<&RgbImage>) -> Result<LabImage> {
+        Ok(classic::apply_palette(lab, &self.palette, self.strength)?)
+    }
+}
+
+/// No colour (a = b = 0): the baseline.
+pub struct Gray;
+
+impl Colorize for Gray {
+    fn name(&self) -> String {
+        "gray".into()
+    }
+    fn colorize_lab(&self, lab: &LabImage, _: Option<&RgbImage>) -> Result<LabImage> {
+        Ok(LabImage {
+            a: vec![0.0; lab.l.len()],
+            b: vec![0.0; lab.l.len()],
+            ..lab.clone()
+        })
+    }
+}
+
+/// A ready-to-run method of any kind.
 pub enum Method {
     Gan(Box<Colorizer>),
-    Reference { reference: RgbImage, seed: u64 },
+    Reference(Reference),
     Hints(Hints),
-    Palette { palette: Palette, strength: f32 },
+    Palette(PaletteMap),
     Gray,
 }
 
 impl Method {
+    /// The method behind the one colourisation path.
+    pub fn colorizer(&self) -> &dyn Colorize {
+        match self {
+            Method::Gan(c) => c.as_ref(),
+            Method::Reference(r) => r,
+            Method::Hints(h) => h,
+            Method::Palette(p) => p,
+            Method::Gray => &Gray,
+        }
+    }
+
     /// A short name for tables and file names.
     pub fn name(&self) -> String {
-        match self {
-            Method::Gan(c) => format!("gan:{}{}", c.source.name(), c.settings_label()),
-            Method::Reference { .. } => "reference".into(),
-            Method::Hints(_) => "hints".into(),
-            Method::Palette { palette, .. } => format!("palette:{}", palette.name),
-            Method::Gray => "gray".into(),
-        }
+        self.colorizer().name()
     }
 
     /// Colourises a full-resolution L*a*b* image (only its L is read). `color_input` is the
     /// original colour image, when there is one (Reinhard transfer uses it).
     pub fn colorize(&self, lab: &LabImage, color_input: Option<&RgbImage>) -> Result<LabImage> {
-        Ok(match self {
-            Method::Gan(c) => c.colorize_planes(std::slice::from_ref(lab)).remove(0),
-            Method::Reference { reference, seed } => match color_input {
-                Some(rgb) => {
-                    let recoloured = classic::reinhard_transfer(rgb, reference)?;
-                    let mut out = LabImage::from_rgb8(&recoloured);
-                    out.l = lab.l.clone();
-                    out
-                }
-                None => classic::welsh_transfer(lab, reference, *seed)?,
-            },
-            Method::Hints(h) => classic::colorize_with_hints(lab, &h.map(lab)?, &SolverOptions::default())?,
-            Method::Palette { palette, strength } => classic::apply_palette(lab, palette, *strength)?,
-            Method::Gray => LabImage {
-                a: vec![0.0; lab.l.len()],
-                b: vec![0.0; lab.l.len()],
-                ..lab.clone()
-            },
-        })
+        self.colorizer().colorize_lab(lab, color_input)
     }
 }
 
@@ -125,10 +185,10 @@ impl Method {
                 let Some(p) = &o.reference else {
                     bail!("--method reference needs --reference IMAGE")
                 };
-                Method::Reference {
-                    reference: crate::imageio::open(p)?.to_rgb8(),
+                Method::Reference(Reference {
+                    image: crate::imageio::open(p)?.to_rgb8(),
                     seed: o.seed,
-                }
+                })
             }
             MethodKind::Hints => {
                 let Some(p) = &o.hints else {
@@ -139,10 +199,10 @@ impl Method {
             MethodKind::Palette => {
                 let name = o.palette.as_deref().unwrap_or("sepia");
                 classic::check_strength(o.palette_strength).map_err(|e| anyhow::anyhow!("--palette-strength: {e}"))?;
-                Method::Palette {
+                Method::Palette(PaletteMap {
                     palette: classic::palette_by_name_or_file(name)?,
                     strength: o.palette_strength,
-                }
+                })
             }
             MethodKind::Gan => bail!("the gan method needs a model"),
         })

@@ -484,7 +484,7 @@ fn classic_methods_colourise_and_keep_lightness() {
         let input = image::open(&gray).unwrap();
         assert!(mean_abs_dl(&input, &result) < 0.5, "{method}");
         assert!(
-            !tinct::infer::is_effectively_gray(&result.to_rgb8()),
+            !tinct::pipeline::is_effectively_gray(&result.to_rgb8()),
             "{method} added no colour"
         );
     }

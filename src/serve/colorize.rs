@@ -16,7 +16,8 @@ use super::error::ApiError;
 use super::pool::PoolError;
 use crate::classic::{self, HintSet};
 use crate::infer::Fit;
-use crate::method::{Hints, Method, MethodKind};
+use crate::method::{Hints, Method, MethodKind, PaletteMap, Reference};
+use crate::pipeline::Colorize;
 
 /// Most hint points in one request.
 pub const MAX_HINT_POINTS: usize = 4096;
@@ -359,19 +360,19 @@ fn process(app: &App, o: &Options, image: &[u8], reference: Option<&[u8]>) -> Re
                 .with_saturation(o.saturation.unwrap_or(1.0))
                 .and_then(|c| c.with_decoding(o.temperature, o.rebalance))
                 .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-            let out = colorizer.colorize_image(&img);
+            let out = colorizer
+                .colorize_image(&img)
+                .map_err(|e| ApiError::internal(format!("{e:#}")))?;
             let name = o.model.as_deref().unwrap_or(app.registry.default_name());
             (out, format!("gan:{name}{}", colorizer.settings_label()))
         }
         kind => {
             let method = classic_method(kind, o, reference, app.limits.max_pixels)?;
-            let lab = crate::infer::lab_of(&img);
-            let rgb = img.to_rgb8();
-            let colour = (!crate::infer::is_effectively_gray(&rgb)).then_some(&rgb);
             let out = method
-                .colorize(&lab, colour)
+                .colorizer()
+                .colorize_image(&img)
                 .map_err(|e| ApiError::unprocessable(format!("{e:#}")))?;
-            (crate::infer::image_like(&out, &img), method.name())
+            (out, method.name())
         }
     };
     let bytes = encode(&out, o.format).map_err(|e| ApiError::internal(format!("cannot encode the result: {e}")))?;
@@ -397,10 +398,10 @@ fn classic_method(
                     "method=reference needs a reference colour photo in the multipart field 'reference'",
                 ));
             };
-            Method::Reference {
-                reference: decode_upload(bytes, max_pixels, "reference")?.to_rgb8(),
+            Method::Reference(Reference {
+                image: decode_upload(bytes, max_pixels, "reference")?.to_rgb8(),
                 seed: 42,
-            }
+            })
         }
         MethodKind::Hints => {
             let Some(set) = &o.hints else {
@@ -422,10 +423,10 @@ fn classic_method(
                     ))
                 })?
             };
-            Method::Palette {
+            Method::Palette(PaletteMap {
                 palette,
                 strength: o.palette_strength.unwrap_or(1.0),
-            }
+            })
         }
         MethodKind::Gan => return Err(ApiError::internal("the GAN is not a classic method")),
     })

@@ -73,13 +73,13 @@ pub trait FrameColorizer: Send {
     fn colorize_batch(&mut self, frames: &[image::RgbImage]) -> anyhow::Result<Vec<crate::color::LabImage>>;
 }
 
-/// Video frames go through the same full-resolution path as images, a batch at a time.
-impl FrameColorizer for crate::infer::Colorizer {
+/// Video frames go through the same path as images, a batch at a time, with any method.
+impl<T: crate::pipeline::Colorize> FrameColorizer for T {
     fn colorize_batch(&mut self, frames: &[image::RgbImage]) -> anyhow::Result<Vec<crate::color::LabImage>> {
         use crate::color::LabImage;
         // Only L is read: a and b of the frames would be computed for nothing.
         let labs: Vec<LabImage> = frames.iter().map(LabImage::lightness_from_rgb8).collect();
-        Ok(self.colorize_planes(&labs))
+        self.colorize_labs(&labs)
     }
 }
 
