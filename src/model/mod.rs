@@ -12,6 +12,8 @@ pub mod unet;
 
 #[cfg(test)]
 mod batch_norm_tests;
+#[cfg(test)]
+mod mask_fill_tests;
 
 use burn::module::{ModuleMapper, Param, ParamId};
 use burn::prelude::*;

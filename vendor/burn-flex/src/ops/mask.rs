@@ -39,11 +39,25 @@ where
             let m_offset = mask.layout().start_offset();
             let mask_bytes = &mask.bytes()[m_offset..m_offset + numel];
             let tensor_slice = &mut tensor.storage_mut::<T>()[t_offset..t_offset + numel];
-            for (t, &m) in tensor_slice.iter_mut().zip(mask_bytes) {
-                if m != 0 {
-                    *t = value;
+            // tinct's patch: a select rather than a conditional store, so that the loop
+            // vectorises on any x86-64 level, and large tensors split across threads (the ReLU6
+            // backward's mask_fill took 12.5 % of an EfficientNet training step on two cores).
+            let fill = |ts: &mut [T], ms: &[u8]| {
+                for (t, &m) in ts.iter_mut().zip(ms) {
+                    *t = if m != 0 { value } else { *t };
                 }
+            };
+            #[cfg(feature = "rayon")]
+            if numel >= super::PARALLEL_THRESHOLD {
+                use rayon::prelude::*;
+                const CHUNK: usize = 64 * 1024;
+                tensor_slice
+                    .par_chunks_mut(CHUNK)
+                    .zip(mask_bytes.par_chunks(CHUNK))
+                    .for_each(|(ts, ms)| fill(ts, ms));
+                return tensor;
             }
+            fill(tensor_slice, mask_bytes);
             return tensor;
         } else if let Some(nest) = crate::zip::collapse_for_zip(tensor.layout(), mask.layout()) {
             let mask_bytes = mask.bytes();
