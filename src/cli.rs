@@ -942,38 +942,20 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
         .iter()
         .map(|i| crate::batch::output_path(&i.path, Some(&i.rel), &out_dir, Some("mp4")))
         .collect();
-    let planned = crate::batch::plan_outputs(&inputs, outputs, a.batch.skip_existing, &|_| Ok(()));
-    let mut results = Vec::with_capacity(inputs.len());
-    for (input, plan) in inputs.iter().zip(planned) {
-        let interrupted = || Outcome::Failed(format!("{}: {}", input.path.display(), crate::batch::INTERRUPTED));
-        let outcome = match plan {
-            Err(known) => known.outcome,
-            Ok(_) if stop.load(Ordering::SeqCst) => interrupted(),
-            Ok(out) => match out.parent().map(std::fs::create_dir_all).transpose() {
-                Err(e) => Outcome::Failed(format!(
-                    "{}: cannot create its output folder: {e}",
-                    input.path.display()
-                )),
-                Ok(_) => match crate::video::run(
-                    &VideoInput::File(input.path.clone()),
-                    &VideoOutput::File(out.clone()),
-                    &mut colorizer,
-                    &opts,
-                    &stop,
-                ) {
-                    Ok(_) => Outcome::Done(out),
-                    Err(_) if stop.load(Ordering::SeqCst) => interrupted(),
-                    Err(e) => Outcome::Failed(format!("{}: {e:#}", input.path.display())),
-                },
-            },
-        };
-        let r = crate::batch::FileResult {
-            input: input.path.clone(),
-            outcome,
-        };
-        print_outcome(&r, a.quiet);
-        results.push(r);
-    }
+    let results = crate::batch::run_each(
+        &inputs,
+        outputs,
+        a.batch.skip_existing,
+        &stop,
+        &mut |input, out| {
+            let (input, output) = (
+                VideoInput::File(input.path.clone()),
+                VideoOutput::File(out.to_path_buf()),
+            );
+            Ok(crate::video::run(&input, &output, &mut colorizer, &opts, &stop).map(|_| ())?)
+        },
+        &|r| print_outcome(r, a.quiet),
+    );
     let report = crate::batch::Report::new(
         "video",
         shard,

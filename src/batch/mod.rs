@@ -128,6 +128,49 @@ pub fn plan_outputs(
         .collect()
 }
 
+/// Runs `work(input, output)` on each input in turn, one whole file at a time (videos), with
+/// the outputs planned first as [`plan_outputs`] does and their folders made. A failure fails
+/// that input alone; after `stop` is set the rest are reported as [`INTERRUPTED`], as is the
+/// input in hand when its work fails because of the stop. `on_done` sees each outcome as it
+/// happens; the outcomes are returned in input order.
+pub fn run_each(
+    inputs: &[Input],
+    outputs: Vec<PathBuf>,
+    skip_existing: bool,
+    stop: &AtomicBool,
+    work: &mut dyn FnMut(&Input, &Path) -> Result<()>,
+    on_done: &dyn Fn(&FileResult),
+) -> Vec<FileResult> {
+    let planned = plan_outputs(inputs, outputs, skip_existing, &|_| Ok(()));
+    let mut results = Vec::with_capacity(inputs.len());
+    for (input, plan) in inputs.iter().zip(planned) {
+        let stopped = || stop.load(Ordering::SeqCst);
+        let interrupted = || Outcome::Failed(format!("{}: {INTERRUPTED}", input.path.display()));
+        let outcome = match plan {
+            Err(known) => known.outcome,
+            Ok(_) if stopped() => interrupted(),
+            Ok(out) => match out.parent().map(std::fs::create_dir_all).transpose() {
+                Err(e) => Outcome::Failed(format!(
+                    "{}: cannot create its output folder: {e}",
+                    input.path.display()
+                )),
+                Ok(_) => match work(input, &out) {
+                    Ok(()) => Outcome::Done(out),
+                    Err(_) if stopped() => interrupted(),
+                    Err(e) => Outcome::Failed(format!("{}: {e:#}", input.path.display())),
+                },
+            },
+        };
+        let r = FileResult {
+            input: input.path.clone(),
+            outcome,
+        };
+        on_done(&r);
+        results.push(r);
+    }
+    results
+}
+
 /// Colourises every input with `f`, continuing past failures, and returns each input's
 /// outcome in input order. `on_done` sees each outcome as it happens.
 ///
