@@ -120,37 +120,109 @@ fn tensor(data: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
     )
 }
 
-/// `dx[n, c, oh*s + u*d - p, ow*s + v*d - p] += w[c, u, v] * dy[n, c, oh, ow]`, one plane per task.
-fn depthwise_x_grad(dw: &Depthwise, weight: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
-    let (w, g) = (weight.to_contiguous(), output_grad.to_contiguous());
-    let (w, g): (&[f32], &[f32]) = (w.storage(), g.storage());
-    let (in_plane, out_plane, taps) = (dw.in_h * dw.in_w, dw.out_h * dw.out_w, dw.k_h * dw.k_w);
-    let mut dx = vec![0.0f32; dw.batch * dw.channels * in_plane];
-    for_each_chunk(&mut dx, in_plane, |bc, dx| {
-        let c = bc % dw.channels;
-        let g = &g[bc * out_plane..(bc + 1) * out_plane];
-        for u in 0..dw.k_h {
-            let (h0, h1) = dw.valid(0, u);
-            for v in 0..dw.k_w {
-                let (w0, w1) = dw.valid(1, v);
-                let wt = w[c * taps + u * dw.k_w + v];
-                for oh in h0..h1 {
-                    let ih = oh * dw.stride[0] + u * dw.dilation[0] - dw.pad[0];
-                    let g_row = &g[oh * dw.out_w + w0..oh * dw.out_w + w1];
-                    let row = &mut dx[ih * dw.in_w..(ih + 1) * dw.in_w];
-                    let first = w0 * dw.stride[1] + v * dw.dilation[1] - dw.pad[1];
-                    if dw.stride[1] == 1 {
-                        for (d, gv) in row[first..first + g_row.len()].iter_mut().zip(g_row) {
-                            *d += wt * gv;
-                        }
-                    } else {
-                        for (i, gv) in g_row.iter().enumerate() {
-                            row[first + i * dw.stride[1]] += wt * gv;
-                        }
+/// Calls `$f(args)` compiled for AVX2 and FMA where the CPU has them (checked at run time),
+/// else as compiled for the build's target: tinct's patch, so that a portable build's loops
+/// are as wide as a `target-cpu=native` one's. Both versions compute the same sums in the
+/// same order (Rust does not contract multiply-adds), so the results are identical.
+macro_rules! multiversion {
+    ($f:ident($($arg:expr),*)) => {{
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn wide(dw: &Depthwise, a: &[f32], b: &[f32], c: usize, out: &mut [f32]) {
+                $f(dw, a, b, c, out)
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has the features `wide` is compiled for.
+                unsafe { wide($($arg),*) }
+            } else {
+                $f($($arg),*)
+            }
+        }
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        {
+            $f($($arg),*)
+        }
+    }};
+}
+
+/// One plane of [`depthwise_x_grad`]: channel `c`'s output gradient `g` into `dx`.
+#[inline(always)]
+fn x_grad_plane(dw: &Depthwise, w: &[f32], g: &[f32], c: usize, dx: &mut [f32]) {
+    let taps = dw.k_h * dw.k_w;
+    for u in 0..dw.k_h {
+        let (h0, h1) = dw.valid(0, u);
+        for v in 0..dw.k_w {
+            let (w0, w1) = dw.valid(1, v);
+            let wt = w[c * taps + u * dw.k_w + v];
+            for oh in h0..h1 {
+                let ih = oh * dw.stride[0] + u * dw.dilation[0] - dw.pad[0];
+                let g_row = &g[oh * dw.out_w + w0..oh * dw.out_w + w1];
+                let row = &mut dx[ih * dw.in_w..(ih + 1) * dw.in_w];
+                let first = w0 * dw.stride[1] + v * dw.dilation[1] - dw.pad[1];
+                if dw.stride[1] == 1 {
+                    for (d, gv) in row[first..first + g_row.len()].iter_mut().zip(g_row) {
+                        *d += wt * gv;
+                    }
+                } else {
+                    for (i, gv) in g_row.iter().enumerate() {
+                        row[first + i * dw.stride[1]] += wt * gv;
                     }
                 }
             }
         }
+    }
+}
+
+/// One channel of [`depthwise_weight_grad`]: its `taps` weights' gradients into `out`.
+#[inline(always)]
+fn weight_grad_channel(dw: &Depthwise, x: &[f32], g: &[f32], c: usize, out: &mut [f32]) {
+    let (in_plane, out_plane, taps) = (dw.in_h * dw.in_w, dw.out_h * dw.out_w, dw.k_h * dw.k_w);
+    let mut acc = vec![0.0f64; taps];
+    let mut strided = Vec::new();
+    for n in 0..dw.batch {
+        let bc = n * dw.channels + c;
+        let xp = &x[bc * in_plane..(bc + 1) * in_plane];
+        let gp = &g[bc * out_plane..(bc + 1) * out_plane];
+        for u in 0..dw.k_h {
+            let (h0, h1) = dw.valid(0, u);
+            for v in 0..dw.k_w {
+                let (w0, w1) = dw.valid(1, v);
+                if w1 <= w0 {
+                    continue;
+                }
+                let mut s = 0.0f64;
+                for oh in h0..h1 {
+                    let ih = oh * dw.stride[0] + u * dw.dilation[0] - dw.pad[0];
+                    let g_row = &gp[oh * dw.out_w + w0..oh * dw.out_w + w1];
+                    let first = ih * dw.in_w + w0 * dw.stride[1] + v * dw.dilation[1] - dw.pad[1];
+                    let row = if dw.stride[1] == 1 {
+                        &xp[first..first + g_row.len()]
+                    } else {
+                        strided.clear();
+                        strided.extend((0..g_row.len()).map(|i| xp[first + i * dw.stride[1]]));
+                        &strided[..]
+                    };
+                    s += dot(g_row, row) as f64;
+                }
+                acc[u * dw.k_w + v] += s;
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        *o = *a as f32;
+    }
+}
+
+/// `dx[n, c, oh*s + u*d - p, ow*s + v*d - p] += w[c, u, v] * dy[n, c, oh, ow]`, one plane per task.
+fn depthwise_x_grad(dw: &Depthwise, weight: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
+    let (w, g) = (weight.to_contiguous(), output_grad.to_contiguous());
+    let (w, g): (&[f32], &[f32]) = (w.storage(), g.storage());
+    let (in_plane, out_plane) = (dw.in_h * dw.in_w, dw.out_h * dw.out_w);
+    let mut dx = vec![0.0f32; dw.batch * dw.channels * in_plane];
+    for_each_chunk(&mut dx, in_plane, |bc, dx| {
+        let g = &g[bc * out_plane..(bc + 1) * out_plane];
+        multiversion!(x_grad_plane(dw, w, g, bc % dw.channels, dx))
     });
     tensor(dx, [dw.batch, dw.channels, dw.in_h, dw.in_w])
 }
@@ -160,44 +232,9 @@ fn depthwise_x_grad(dw: &Depthwise, weight: &FlexTensor, output_grad: &FlexTenso
 fn depthwise_weight_grad(dw: &Depthwise, x: &FlexTensor, output_grad: &FlexTensor) -> FlexTensor {
     let (x, g) = (x.to_contiguous(), output_grad.to_contiguous());
     let (x, g): (&[f32], &[f32]) = (x.storage(), g.storage());
-    let (in_plane, out_plane, taps) = (dw.in_h * dw.in_w, dw.out_h * dw.out_w, dw.k_h * dw.k_w);
+    let taps = dw.k_h * dw.k_w;
     let mut dwt = vec![0.0f32; dw.channels * taps];
-    for_each_chunk(&mut dwt, taps, |c, out| {
-        let mut acc = vec![0.0f64; taps];
-        let mut strided = Vec::new();
-        for n in 0..dw.batch {
-            let bc = n * dw.channels + c;
-            let xp = &x[bc * in_plane..(bc + 1) * in_plane];
-            let gp = &g[bc * out_plane..(bc + 1) * out_plane];
-            for u in 0..dw.k_h {
-                let (h0, h1) = dw.valid(0, u);
-                for v in 0..dw.k_w {
-                    let (w0, w1) = dw.valid(1, v);
-                    if w1 <= w0 {
-                        continue;
-                    }
-                    let mut s = 0.0f64;
-                    for oh in h0..h1 {
-                        let ih = oh * dw.stride[0] + u * dw.dilation[0] - dw.pad[0];
-                        let g_row = &gp[oh * dw.out_w + w0..oh * dw.out_w + w1];
-                        let first = ih * dw.in_w + w0 * dw.stride[1] + v * dw.dilation[1] - dw.pad[1];
-                        let row = if dw.stride[1] == 1 {
-                            &xp[first..first + g_row.len()]
-                        } else {
-                            strided.clear();
-                            strided.extend((0..g_row.len()).map(|i| xp[first + i * dw.stride[1]]));
-                            &strided[..]
-                        };
-                        s += dot(g_row, row) as f64;
-                    }
-                    acc[u * dw.k_w + v] += s;
-                }
-            }
-        }
-        for (o, a) in out.iter_mut().zip(&acc) {
-            *o = *a as f32;
-        }
-    });
+    for_each_chunk(&mut dwt, taps, |c, out| multiversion!(weight_grad_channel(dw, x, g, c, out)));
     tensor(dwt, [dw.channels, 1, dw.k_h, dw.k_w])
 }
 
