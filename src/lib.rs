@@ -40,25 +40,9 @@ pub fn device_by_name(name: &str) -> anyhow::Result<burn::prelude::Device> {
     }
 }
 
-/// Records that a unit test cannot run for want of `resource` (`ffmpeg` or `shared`): a
-/// failure when `TINCT_TEST_REQUIRE` names it, otherwise a `SKIPPED` line on stderr and in
-/// the file `TINCT_SKIP_LOG` names (as the integration tests' `common::skip`).
+/// The skip helper of the unit tests (`src/test_skip.rs`, shared with the integration tests).
 #[cfg(test)]
-pub(crate) fn skip_test(test: &str, resource: &str, why: &str) {
-    let required = std::env::var("TINCT_TEST_REQUIRE").unwrap_or_default();
-    if required.split(',').any(|r| r.trim() == resource) {
-        panic!("{test}: {why}, and TINCT_TEST_REQUIRE requires {resource}");
-    }
-    let line = format!("SKIPPED {test}: {why}");
-    eprintln!("{line}");
-    if let Some(log) = std::env::var_os("TINCT_SKIP_LOG") {
-        use std::io::Write;
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(log);
-        if let Ok(mut f) = file {
-            let _ = writeln!(f, "{line}");
-        }
-    }
-}
+pub(crate) mod test_skip;
 
 #[allow(dead_code)]
 fn not_built(name: &str) -> anyhow::Result<burn::prelude::Device> {

@@ -150,7 +150,7 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/weights/efficientnet-lite0.safetensors");
         let Ok(original) = std::fs::read(&original) else {
             let why = format!("{} not present", original.display());
-            crate::skip_test("built_in_encoder_weights_are_the_originals_in_f16", "shared", &why);
+            crate::test_skip::skip("built_in_encoder_weights_are_the_originals_in_f16", "shared", &why);
             return;
         };
         let original = SafeTensors::deserialize(&original).unwrap();

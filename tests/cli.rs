@@ -498,23 +498,7 @@ fn video_command_colourises_a_clip_and_reports_flicker() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tiny_model(tmp.path());
     let clip = tmp.path().join("clip.mp4");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=64x48:rate=10",
-            "-t",
-            "1",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    common::lavfi_clip("testsrc=size=64x48:rate=10", "1", &clip);
     let out = tmp.path().join("out.mp4");
     let o = tinct(&[
         "video",
@@ -653,7 +637,7 @@ fn shipped_models_are_built_in_and_beat_gray_on_their_validation_sets() {
         std::fs::copy(env!("CARGO_BIN_EXE_tinct"), &exe).unwrap();
     }
     let run_alone = |args: &[&str]| {
-        let mut c = std::process::Command::new(&exe);
+        let mut c = Command::new(&exe);
         c.args(args).current_dir(&alone).env_remove("TINCT_MODELS");
         c.output().unwrap()
     };

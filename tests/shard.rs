@@ -295,22 +295,7 @@ fn video_batches_shard_whole_files_and_resume() {
     let clips = tmp.path().join("clips");
     std::fs::create_dir_all(clips.join("reel")).unwrap();
     for (name, src) in [("a.mp4", "testsrc"), ("reel/b.mkv", "testsrc2")] {
-        let made = Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("{src}=size=48x32:rate=10"),
-                "-t",
-                "0.5",
-            ])
-            .args(["-pix_fmt", "yuv420p"])
-            .arg(clips.join(name))
-            .status()
-            .unwrap();
-        assert!(made.success());
+        common::lavfi_clip(&format!("{src}=size=48x32:rate=10"), "0.5", &clips.join(name));
     }
     std::fs::write(clips.join("c.mp4"), "not a video").unwrap();
     let (c, out, rep) = (
@@ -380,21 +365,7 @@ fn video_outputs_never_clash_with_inputs_or_each_other() {
     }
     let tmp = tempfile::tempdir().unwrap();
     for name in ["a.mkv", "a.avi"] {
-        let made = Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=48x32:rate=10",
-                "-t",
-                "0.3",
-            ])
-            .arg(tmp.path().join(name))
-            .status()
-            .unwrap();
-        assert!(made.success());
+        common::lavfi_clip("testsrc=size=48x32:rate=10", "0.3", &tmp.path().join(name));
     }
     let (dir, out) = (tmp.path().to_str().unwrap(), tmp.path().join("out"));
     let run = tinct(&["video", dir, "-o", out.to_str().unwrap(), "-q"]);

@@ -924,7 +924,7 @@ mod tests {
     #[test]
     fn port_matches_reference_logits() {
         let Some((weights, reference)) = reference() else {
-            crate::skip_test(
+            crate::test_skip::skip(
                 "port_matches_reference_logits",
                 "shared",
                 "../shared/weights not present",

@@ -30,17 +30,13 @@ pub fn save_module<M: Module>(module: &M, path: &Path, metadata: &[(&str, String
 /// Loads tensors from `path` into `module`, which must have exactly the same structure.
 /// Files stored in half precision (see [`export_generator`]) are widened to f32 on load.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
-    load_module_matching(module, path, None)
-}
-
-/// [`load_module`], but with a `pattern` only the tensors whose path matches it are loaded
-/// (the others keep their values): e.g. a new head on a trained body.
-pub fn load_module_matching<M: Module>(module: M, path: &Path, pattern: Option<&str>) -> Result<M> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    load_module_bytes(module, bytes, &path.display().to_string(), pattern)
+    load_module_bytes(module, bytes, &path.display().to_string(), None)
 }
 
-/// [`load_module_matching`] from a safetensors file's bytes; `label` names them in errors.
+/// [`load_module`] from a safetensors file's bytes; `label` names them in errors. With a
+/// `pattern` only the tensors whose path matches it are loaded (the others keep their values):
+/// e.g. a new head on a trained body.
 pub fn load_module_bytes<M: Module>(mut module: M, bytes: Vec<u8>, label: &str, pattern: Option<&str>) -> Result<M> {
     let bytes = convert_floats(&bytes, safetensors::Dtype::F32, None)
         .map_err(|e| anyhow!("{label}: not a safetensors file ({e})"))?

@@ -26,7 +26,7 @@ fn ffmpeg_or_skip(test: &str) -> Option<FfmpegTools> {
     if tools.available() {
         Some(tools)
     } else {
-        crate::skip_test(test, "ffmpeg", "ffmpeg/ffprobe not installed (apt-get install ffmpeg)");
+        crate::test_skip::skip(test, "ffmpeg", "ffmpeg/ffprobe not installed (apt-get install ffmpeg)");
         None
     }
 }

@@ -53,23 +53,21 @@ pub fn synthetic(w: u32, h: u32, seed: u32) -> RgbImage {
     })
 }
 
-/// Records that `test` cannot run for want of `resource` (`ffmpeg` or `shared`): a failure when
-/// `TINCT_TEST_REQUIRE` names the resource (CI installs ffmpeg, so its tests must run there),
-/// otherwise a `SKIPPED` line on stderr and in the file `TINCT_SKIP_LOG` names, which CI prints.
-pub fn skip(test: &str, resource: &str, why: &str) {
-    let required = std::env::var("TINCT_TEST_REQUIRE").unwrap_or_default();
-    if required.split(',').any(|r| r.trim() == resource) {
-        panic!("{test}: {why}, and TINCT_TEST_REQUIRE requires {resource}");
-    }
-    let line = format!("SKIPPED {test}: {why}");
-    eprintln!("{line}");
-    if let Some(log) = std::env::var_os("TINCT_SKIP_LOG") {
-        use std::io::Write;
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(log);
-        if let Ok(mut f) = file {
-            let _ = writeln!(f, "{line}");
-        }
-    }
+#[path = "../../src/test_skip.rs"]
+mod test_skip;
+pub use test_skip::skip;
+
+/// Writes a synthetic clip from ffmpeg's lavfi source `source` (e.g.
+/// `testsrc=size=48x32:rate=10`), `seconds` long, in yuv420p, to `path`.
+pub fn lavfi_clip(source: &str, seconds: &str, path: &std::path::Path) {
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-f", "lavfi", "-i", source, "-t", seconds, "-pix_fmt", "yuv420p",
+        ])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ffmpeg could not write {}", path.display());
 }
 
 /// Whether the `ffmpeg` program runs; when not, [`skip`]s `test`.
