@@ -9,6 +9,7 @@
 //! | GET | `/api/models` | models, methods, palettes, formats and limits (JSON) |
 //! | GET | `/api/openapi.json` | the OpenAPI 3.0 description of the API |
 //! | GET | `/healthz` | `ok`, never waiting for inference |
+//! | GET | `/live`, `/live/*.mjpg`, `/api/live` | with `--live SOURCE`: the source coloured as it arrives, beside its gray frames; see [`live`](mod@live) |
 //!
 //! Every error is JSON `{"error": "..."}` with a fitting status: 400 bad option, 404 unknown
 //! route, 413 body or image too large, 415 not an image, 422 corrupt
@@ -25,6 +26,7 @@
 
 pub mod colorize;
 pub mod error;
+pub mod live;
 pub mod models;
 pub mod pool;
 pub mod stats;
@@ -35,6 +37,7 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -78,6 +81,15 @@ pub struct ServeArgs {
     /// cpu (default), or vulkan / wgpu / cuda when built with that feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Colour a live source with the default model and show it at /live beside the gray
+    /// frames: a camera (/dev/video0), a stream URL ffmpeg reads (udp://, rtsp://, srt://,
+    /// http://...), - for standard input, or a file, read at its own frame rate.
+    #[arg(long, value_name = "SOURCE")]
+    pub live: Option<String>,
+    /// Seconds the live source may send nothing before it counts as ended (before its first
+    /// frame: an error, shown on the page).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub live_timeout: f64,
 }
 
 /// Request limits.
@@ -93,6 +105,8 @@ pub struct App {
     pub registry: Registry,
     pub pool: Pool,
     pub limits: Limits,
+    /// The live source (`--live`), not started yet by [`App::from_args`].
+    pub live: Option<live::Live>,
 }
 
 impl App {
@@ -114,6 +128,9 @@ impl App {
         if workers == 0 {
             anyhow::bail!("--workers must be at least 1");
         }
+        if !(a.live_timeout.is_finite() && a.live_timeout > 0.0) {
+            anyhow::bail!("--live-timeout must be a positive number of seconds");
+        }
         Ok(App {
             registry: Registry::new(a.model.as_deref(), device)?,
             pool: Pool::new(workers, a.queue),
@@ -122,6 +139,10 @@ impl App {
                 max_pixels: a.max_pixels,
                 timeout: Duration::from_secs_f64(a.timeout_s),
             },
+            live: a
+                .live
+                .as_deref()
+                .map(|s| live::Live::new(s, Duration::from_secs_f64(a.live_timeout))),
         })
     }
 }
@@ -142,6 +163,13 @@ pub fn router(app: Arc<App>) -> Router {
             "/assets/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
         )
+        .route("/live", get(|| async { html(LIVE_HTML) }))
+        .route(
+            "/assets/live.js",
+            get(|| async { asset("text/javascript; charset=utf-8", LIVE_JS) }),
+        )
+        .route("/live/{view}", get(live::stream))
+        .route("/api/live", get(live::status))
         .route("/healthz", get(healthz))
         .route("/api/models", get(models))
         .route(
@@ -159,6 +187,8 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 const OPENAPI_JSON: &str = include_str!("assets/openapi.json");
+const LIVE_HTML: &str = include_str!("assets/live.html");
+const LIVE_JS: &str = include_str!("assets/live.js");
 
 /// An embedded HTML page with a strict content security policy (no outside resources).
 pub(crate) fn html(body: &'static str) -> Response {
@@ -202,6 +232,7 @@ async fn models(State(app): State<Arc<App>>) -> Response {
         "default_method": "gan",
         "palettes": crate::classic::preset_names(),
         "formats": ["png", "jpg", "webp"],
+        "live": app.live.as_ref().map(|l| l.source.describe()),
         "limits": {
             "max_body_bytes": app.limits.max_body_bytes,
             "max_pixels": app.limits.max_pixels,
@@ -248,12 +279,36 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         app.limits.max_pixels,
         app.limits.timeout.as_secs_f64()
     );
-    serve_blocking(router(app), a.addr, "tinct serve")
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = match &app.live {
+        Some(l) => {
+            let model = app.registry.get(None).map_err(|e| anyhow::anyhow!(e.message))?;
+            let colorizer = model.colorizer(app.registry.device(), None)?;
+            eprintln!("live: colouring {} (page at /live)", l.source.describe());
+            Some(l.start(colorizer, stop.clone()))
+        }
+        None => None,
+    };
+    let stopping = stop.clone();
+    let served = serve_blocking(router(app), a.addr, "tinct serve", move || {
+        stopping.store(true, Ordering::SeqCst)
+    });
+    stop.store(true, Ordering::SeqCst);
+    if let Some(t) = live {
+        let _ = t.join();
+    }
+    served
 }
 
 /// Builds a tokio runtime and serves `router` on `addr` until Ctrl-C or SIGTERM, printing
 /// `NAME: listening on http://ADDR` (the bound address, useful with port 0) to stdout.
-pub fn serve_blocking(router: Router, addr: SocketAddr, name: &str) -> Result<()> {
+/// `on_shutdown` runs when the signal arrives, before the requests in flight finish.
+pub fn serve_blocking(
+    router: Router,
+    addr: SocketAddr,
+    name: &str,
+    on_shutdown: impl FnOnce() + Send + 'static,
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -267,7 +322,10 @@ pub fn serve_blocking(router: Router, addr: SocketAddr, name: &str) -> Result<()
         use std::io::Write;
         let _ = std::io::stdout().flush();
         axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                on_shutdown();
+            })
             .await
             .context("server error")?;
         eprintln!("{name}: stopped");

@@ -121,7 +121,7 @@ pub fn run(a: &StudyArgs) -> Result<()> {
             .join(", "),
         a.results.display()
     );
-    super::serve_blocking(router(study), a.addr, "tinct study")
+    super::serve_blocking(router(study), a.addr, "tinct study", || ())
 }
 
 /// One image folder: key (relative path without extension) -> file.

@@ -33,6 +33,8 @@ fn args(model: &std::path::Path) -> ServeArgs {
         workers: Some(2),
         queue: 2,
         device: "cpu".into(),
+        live: None,
+        live_timeout: 10.0,
     }
 }
 
@@ -492,7 +494,7 @@ async fn models_openapi_and_fallbacks() {
     let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
     let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
-    assert_eq!(paths.len(), 4);
+    assert_eq!(paths.len(), 5);
     for p in paths {
         let method = doc["paths"][p]
             .as_object()
@@ -506,10 +508,11 @@ async fn models_openapi_and_fallbacks() {
             .uri(p.as_str())
             .body(Body::empty())
             .unwrap();
-        let (status, _, _) = send(&app, req).await;
-        assert_ne!(
-            status,
-            StatusCode::NOT_FOUND,
+        let (status, _, body) = send(&app, req).await;
+        // Without --live, /api/live answers its own 404, not the unknown-route one.
+        let own_404 = String::from_utf8_lossy(&body).contains("no live source");
+        assert!(
+            status != StatusCode::NOT_FOUND || own_404,
             "{method} {p} is documented but not routed"
         );
     }
@@ -678,4 +681,65 @@ fn study_rejects_unusable_folders() {
     // A results file that is something else is not appended to.
     std::fs::write(&results, "name,age\n").unwrap();
     assert!(study::Study::open(&study_args(vec![real, gan], results, StudyMode::TwoAfc, 2)).is_err());
+}
+
+/// Without --live the live routes answer a JSON 404; with it, the status shows the run and a
+/// viewer's Motion JPEG stream carries each published frame and ends with the run.
+#[tokio::test]
+async fn the_live_page_streams_published_frames_until_the_run_ends() {
+    let (_dir, model) = tiny_model();
+    let app = app_with(&args(&model));
+    for uri in ["/api/live", "/live/colour.mjpg"] {
+        let (status, _, body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(String::from_utf8_lossy(&body).contains("--live"), "{uri}");
+    }
+
+    let mut a = args(&model);
+    a.live = Some("udp://127.0.0.1:9".into());
+    let state = Arc::new(App::from_args(&a).unwrap());
+    let feed = state.live.as_ref().unwrap().feed.clone();
+    let app = router(state);
+    let (status, _, body) = send(&app, Request::get("/api/live").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["source"].as_str()),
+        (Some("starting"), Some("udp://127.0.0.1:9"))
+    );
+    let (status, _, _) = send(&app, Request::get("/live/sepia.mjpg").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The handler subscribes as it answers; the body follows the feed.
+    let res = app
+        .clone()
+        .oneshot(Request::get("/live/colour.mjpg").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers().get(header::CONTENT_TYPE).unwrap(),
+        "multipart/x-mixed-replace; boundary=tinctframe"
+    );
+    let gray = image::GrayImage::from_pixel(8, 6, image::Luma([90]));
+    let colour = RgbImage::from_pixel(8, 6, Rgb([30, 90, 200]));
+    feed.publish(Some((&gray, &colour)), crate::video::FeedStatus::default());
+    feed.end("end of stream".into());
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let head = b"--tinctframe\r\nContent-Type: image/jpeg\r\nContent-Length: ";
+    assert!(body.starts_with(head), "{:?}", &body[..40.min(body.len())]);
+    let rest = &body[head.len()..];
+    let eol = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let len: usize = std::str::from_utf8(&rest[..eol]).unwrap().parse().unwrap();
+    let jpeg = &rest[eol + 4..eol + 4 + len];
+    assert_eq!(&rest[eol + 4 + len..], b"\r\n", "one frame, then the end");
+    let img = image::load_from_memory(jpeg).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (8, 6));
+    assert!(img.get_pixel(4, 3).0[2] > 150);
+    let (_, _, body) = send(&app, Request::get("/api/live").body(Body::empty()).unwrap()).await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["ended"].as_str()),
+        (Some("ended"), Some("end of stream"))
+    );
 }

@@ -22,13 +22,14 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use image::GrayImage;
 use serde::Serialize;
 
 use super::error::VideoError;
+use super::feed::{FeedStatus, LiveFeed};
 use super::ffmpeg::{ChildGuard, EncodeSpec, Encoder, FfmpegTools, StderrTail, command, spawn_error, summarize_stderr};
 use super::pipeline::StagedOutput;
 use super::stabilize::{Stabilizer, StabilizerParams};
@@ -115,6 +116,9 @@ pub enum LiveSink {
     Url(String),
     /// Standard output (`-o -`), as MPEG-TS.
     Stdout,
+    /// Viewers of a [`LiveFeed`] (the live page of `tinct serve`): each frame is published
+    /// beside the source's gray frame; nothing is written.
+    Page(Arc<LiveFeed>),
 }
 
 impl LiveSink {
@@ -134,6 +138,7 @@ impl LiveSink {
             LiveSink::File(p) => p.display().to_string(),
             LiveSink::Url(u) => u.clone(),
             LiveSink::Stdout => "standard output".into(),
+            LiveSink::Page(_) => "the live page".into(),
         }
     }
 }
@@ -490,6 +495,80 @@ pub fn run_live(
     })
 }
 
+/// The running counts of a live run, for the page's status.
+struct Counts<'a> {
+    frames_in: &'a AtomicU64,
+    dropped: &'a AtomicU64,
+    carried: &'a AtomicU64,
+    coloured: &'a AtomicU64,
+    width: u32,
+    height: u32,
+    rate: f64,
+}
+
+/// Where the colour thread's frames go.
+enum Output {
+    Encoder(Encoder),
+    /// The feed, and when the frames of about the last second were written.
+    Page {
+        feed: Arc<LiveFeed>,
+        recent: VecDeque<Instant>,
+    },
+}
+
+impl Output {
+    /// Writes the coloured frame `lab` (the `frames_out`-th); `gray` is the source's frame.
+    fn write(
+        &mut self,
+        lab: &LabImage,
+        gray: Option<&GrayImage>,
+        latency_ms: f64,
+        counts: &Counts,
+        frames_out: u64,
+    ) -> Result<(), VideoError> {
+        match self {
+            Output::Encoder(e) => e.write_frame(&lab.to_rgb8()),
+            Output::Page { feed, recent } => {
+                let now = Instant::now();
+                recent.push_back(now);
+                while recent.len() > 2 && now.duration_since(recent[0]) > Duration::from_secs(1) {
+                    recent.pop_front();
+                }
+                let span = now.duration_since(recent[0]).as_secs_f64();
+                let status = FeedStatus {
+                    width: counts.width,
+                    height: counts.height,
+                    frame_rate: counts.rate,
+                    frames_in: counts.frames_in.load(Ordering::Relaxed),
+                    frames_out,
+                    dropped: counts.dropped.load(Ordering::Relaxed),
+                    carried: counts.carried.load(Ordering::Relaxed),
+                    coloured: counts.coloured.load(Ordering::Relaxed),
+                    fps_out: if span > 0.0 {
+                        (recent.len() - 1) as f64 / span
+                    } else {
+                        0.0
+                    },
+                    latency_ms,
+                    ..FeedStatus::default()
+                };
+                match gray {
+                    Some(gray) if feed.watched() => feed.publish(Some((gray, &lab.to_rgb8())), status),
+                    _ => feed.publish(None, status),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), VideoError> {
+        match self {
+            Output::Encoder(e) => e.finish(),
+            Output::Page { .. } => Ok(()),
+        }
+    }
+}
+
 /// [`run_live`] once ffmpeg reads the source: the stream's header, the output, the three
 /// threads, the statistics.
 #[allow(clippy::too_many_arguments)]
@@ -549,23 +628,32 @@ fn colour_stream(
         (LiveSink::Url(u), _) => (PathBuf::from(u), PathBuf::from(u), Some(stream_muxer(u).to_string())),
         _ => (PathBuf::from("pipe:1"), PathBuf::from("-"), Some("mpegts".to_string())),
     };
-    let spec = EncodeSpec {
-        width,
-        height,
-        frame_rate: rate,
-        output,
-        final_output: final_output.clone(),
-        audio: None,
-        video_offset: 0.0,
-        sample_aspect_ratio: None,
-        crf: opts.crf,
-        preset: opts.preset.clone(),
-        odd_size: OddSizePolicy::PadToEven,
-        max_duration: None,
-        stream_format,
-        low_latency: true,
+    let mut output = match sink {
+        LiveSink::Page(feed) => Output::Page {
+            feed: feed.clone(),
+            recent: VecDeque::new(),
+        },
+        _ => Output::Encoder(Encoder::spawn(
+            &EncodeSpec {
+                width,
+                height,
+                frame_rate: rate,
+                output,
+                final_output: final_output.clone(),
+                audio: None,
+                video_offset: 0.0,
+                sample_aspect_ratio: None,
+                crf: opts.crf,
+                preset: opts.preset.clone(),
+                odd_size: OddSizePolicy::PadToEven,
+                max_duration: None,
+                stream_format,
+                low_latency: true,
+            },
+            &opts.tools,
+        )?),
     };
-    let mut encoder = Encoder::spawn(&spec, &opts.tools)?;
+    let keep_gray = matches!(output, Output::Page { .. });
 
     let queue = FrameQueue::new(opts.queue, opts.live);
     let frames_in = AtomicU64::new(0);
@@ -596,15 +684,25 @@ fn colour_stream(
             queue.close();
             out
         });
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(LabImage, Instant)>(2);
-        let encode = s.spawn(move || -> Result<(Encoder, Vec<f64>, Option<Instant>), VideoError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(LabImage, Option<GrayImage>, Instant)>(2);
+        let counts = Counts {
+            frames_in,
+            dropped: &queue.dropped,
+            carried: &carried,
+            coloured: &coloured,
+            width,
+            height,
+            rate: rate.as_f64(),
+        };
+        let encode = s.spawn(move || -> Result<(Output, Vec<f64>, Option<Instant>), VideoError> {
             let (mut latencies, mut last) = (Vec::new(), None);
-            for (lab, arrived) in rx {
-                encoder.write_frame(&lab.to_rgb8())?;
-                latencies.push(arrived.elapsed().as_secs_f64() * 1000.0);
+            for (lab, gray, arrived) in rx {
+                let latency = arrived.elapsed().as_secs_f64() * 1000.0;
+                output.write(&lab, gray.as_ref(), latency, &counts, latencies.len() as u64 + 1)?;
+                latencies.push(latency);
                 last = Some(Instant::now());
             }
-            Ok((encoder, latencies, last))
+            Ok((output, latencies, last))
         });
         // The colour thread: this one.
         let mut stabilizer = opts.stabilize.then(|| Stabilizer::new(opts.stabilizer.clone()));
@@ -613,6 +711,7 @@ fn colour_stream(
         while let Some(((px, arrived), behind)) = queue.pop() {
             let gray = GrayImage::from_raw(width, height, px).expect("a frame has width x height pixels");
             let lab = LabImage::from_gray8(&gray);
+            let gray = keep_gray.then_some(gray);
             let mut out = match &last_ab {
                 Some((a, b)) if opts.live && behind && in_a_row < opts.max_carry => {
                     in_a_row += 1;
@@ -634,7 +733,7 @@ fn colour_stream(
             if let Some(st) = stabilizer.as_mut() {
                 st.process(&mut out);
             }
-            if tx.send((out, arrived)).is_err() {
+            if tx.send((out, gray, arrived)).is_err() {
                 queue.close();
                 break;
             }
@@ -642,8 +741,8 @@ fn colour_stream(
         drop(tx);
         let read = read.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let encoded = encode.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        let (encoder, latencies, last) = encoded?;
-        encoder.finish()?;
+        let (output, latencies, last) = encoded?;
+        output.finish()?;
         read.map_err(|detail| VideoError::Decode {
             path: src_name.clone(),
             detail,

@@ -37,6 +37,7 @@
 //! whole comparison on a colour clip.
 
 mod error;
+pub mod feed;
 pub mod ffmpeg;
 pub mod frames;
 pub mod live;
@@ -56,6 +57,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use error::VideoError;
+pub use feed::{FeedFrame, FeedStatus, LiveFeed};
 pub use ffmpeg::{AudioMode, FfmpegTools, VideoInfo, probe};
 pub use live::{LiveOptions, LiveSink, LiveSource, LiveStats, run_live};
 pub use metrics::{EvalReport, evaluate, flicker};

@@ -7,6 +7,8 @@
 //    (palette method, and hints from clicks on the photo) and that the GAN result has the
 //    input's size (a tiny untrained model made with `tinct train`, whose colours are faint).
 // 2. `tinct study`: answer one trial and check the CSV got the line.
+// 3. `tinct serve --live`: a clip read as a live source; the page shows its gray frames and
+//    the coloured ones at the source's size, with counts (needs ffmpeg).
 // Screenshots go to $E2E_OUT (default: a fresh temporary folder, printed).
 //
 // Skips (with a message) when Chromium or node_modules/playwright-core is missing.
@@ -278,4 +280,61 @@ test('study: one answer is recorded in the CSV', { skip, timeout: 120_000 }, asy
   const summary = spawnSync(BIN, ['study', '--summary', '--results', results], { encoding: 'utf8' });
   assert.equal(summary.status, 0, summary.stderr);
   assert.match(summary.stdout, /2afc\s+2\s+gan\s+1\s/);
+});
+
+/** Mean chroma proxy (max - min of R, G, B) and size of the frame an <img> shows now. */
+async function imageStats(page, id) {
+  return page.evaluate((id) => {
+    const img = document.getElementById(id);
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let sum = 0;
+    for (let i = 0; i < d.length; i += 4) sum += Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]);
+    return { width: c.width, height: c.height, chroma: sum / (d.length / 4) };
+  }, id);
+}
+
+const haveFfmpeg = !skip && spawnSync('ffmpeg', ['-version']).status === 0;
+if (!skip && !haveFfmpeg) console.log('e2e live test skipped: ffmpeg is not installed');
+
+test('serve --live: a stream coloured beside its gray frames', { skip: skip || !haveFfmpeg, timeout: 180_000 }, async () => {
+  // A 320x240 clip, read by the server at its own frame rate as a camera would send it.
+  const clip = path.join(tmp, 'live.mp4');
+  const made = spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25',
+    '-t', '120', '-pix_fmt', 'yuv420p', clip], { encoding: 'utf8' });
+  assert.equal(made.status, 0, `ffmpeg could not write the clip: ${made.stderr}`);
+  const live = await startServer(['serve', '--live', clip, '--addr', '127.0.0.1:0', '--workers', '1']);
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => assert.fail(`page error: ${e}`));
+    await page.goto(`${live.url}/live`);
+    await page.waitForSelector('body[data-state="live"]', { timeout: 60_000 });
+    // Both streams show frames of the source's size.
+    await page.waitForFunction(() => ['gray', 'colour'].every((id) => document.getElementById(id).naturalWidth > 0),
+      null, { timeout: 30_000 });
+    await page.waitForTimeout(1500); // a few frames on
+    const gray = await imageStats(page, 'gray');
+    const colour = await imageStats(page, 'colour');
+    assert.deepEqual([gray.width, gray.height], [320, 240]);
+    assert.deepEqual([colour.width, colour.height], [320, 240]);
+    assert.ok(gray.chroma < 2, `the source frame is not gray (chroma ${gray.chroma})`);
+    assert.ok(colour.chroma > gray.chroma + 3, `the coloured frame has no colour (chroma ${colour.chroma})`);
+    assert.match(await page.textContent('#status'), /frames\/s.*frames in/);
+    await page.screenshot({ path: path.join(OUT, 'serve-live.png'), fullPage: true });
+    // The status in JSON: frames flow and the server keeps up.
+    const st = await page.evaluate(async () => (await fetch('/api/live')).json());
+    assert.equal(st.state, 'live');
+    assert.ok(st.frames_out > 10 && st.fps_out > 0, JSON.stringify(st));
+    await page.close();
+  } finally {
+    // SIGTERM ends the streams and the server promptly, and cleanly.
+    const t0 = Date.now();
+    await stopServer(live);
+    assert.ok(Date.now() - t0 < 9_000, `tinct serve --live took ${Date.now() - t0} ms to stop`);
+    assert.equal(live.proc.exitCode, 0);
+  }
 });

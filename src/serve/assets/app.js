@@ -30,6 +30,7 @@ async function loadModels() {
       o.textContent = p;
       pal.appendChild(o);
     }
+    $('live-link').hidden = !info.live;
     updateRows();
   } catch (e) {
     setStatus('Cannot reach the server: ' + e, true);
