@@ -417,6 +417,10 @@ pub struct VideoArgs {
     /// Colour every frame on its own (no temporal stabilisation).
     #[arg(long)]
     pub no_stabilize: bool,
+    /// Weight of the previous frame's colour where L did not change, in [0, 1): higher is
+    /// steadier, lower follows the network sooner.
+    #[arg(long, default_value_t = crate::video::StabilizerParams::default().w_max, value_name = "W")]
+    pub steadiness: f32,
     /// Shipped model name, run directory or .safetensors file.
     #[arg(long, default_value = crate::zoo::DEFAULT_MODEL)]
     pub model: String,
@@ -425,9 +429,21 @@ pub struct VideoArgs {
     /// Frames per network batch.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// Colour at most this many frames in a row with one network run: the frames after a key
+    /// frame take its colour on their own L until the picture moves on (--key-dl). 1 runs the
+    /// network on every frame.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub every: u32,
+    /// Mean change of L* (over the frame) from the key frame that makes a new key frame.
+    #[arg(long, default_value_t = 2.0, value_name = "L")]
+    pub key_dl: f32,
     /// x264 quality (lower is better).
-    #[arg(long, default_value_t = 18)]
+    #[arg(long, default_value_t = 17)]
     pub crf: u8,
+    /// x264 preset: slower ones write smaller files at the same quality (veryfast, faster,
+    /// fast, medium, slow...).
+    #[arg(long, default_value = "veryfast")]
+    pub preset: String,
     /// Stop after this many frames.
     #[arg(long)]
     pub max_frames: Option<u64>,
@@ -866,8 +882,17 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
     let mut colorizer = load_colorizer(&a.model, &device, &a.gan)?;
     let opts = VideoOptions {
         stabilize: !a.no_stabilize,
+        stabilizer: crate::video::StabilizerParams {
+            w_max: a.steadiness,
+            ..Default::default()
+        },
+        keyframes: crate::video::KeyframeParams {
+            every: a.every,
+            max_dl: a.key_dl,
+        },
         batch_size: a.batch_size,
         crf: a.crf,
+        preset: a.preset.clone(),
         max_frames: a.max_frames,
         overwrite: a.force,
         quiet: a.quiet,
@@ -904,11 +929,12 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
         let summary = crate::video::run(&input, &output, &mut colorizer, &opts, &stop)?;
         if !a.quiet {
             eprintln!(
-                "{} frames ({}x{}, {:.3} fps) in {:.1} s: {:.2} frames/s -> {}",
+                "{} frames ({}x{}, {:.3} fps, {} through the network) in {:.1} s: {:.2} frames/s -> {}",
                 summary.frames,
                 summary.width,
                 summary.height,
                 summary.frame_rate.as_f64(),
+                summary.key_frames,
                 summary.seconds,
                 summary.frames as f64 / summary.seconds.max(1e-9),
                 summary.output.display()
@@ -994,6 +1020,10 @@ fn live(a: &VideoArgs, source: Option<crate::video::LiveSource>, device: &burn::
         live: !a.no_live,
         timeout: std::time::Duration::from_secs_f64(a.timeout),
         stabilize: !a.no_stabilize,
+        stabilizer: crate::video::StabilizerParams {
+            w_max: a.steadiness,
+            ..Default::default()
+        },
         max_frames: a.max_frames,
         overwrite: a.force,
         ..LiveOptions::default()

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::error::VideoError;
+use super::keyframe::{KeyframeParams, Keyframer};
 use super::pipeline::{Batch, Stop, colorize_checked, decode_stage, first_failure, open_source, progress_bar};
 use super::stabilize::{SceneCutParams, Stabilizer, StabilizerParams, scene_stats};
 use super::{FrameColorizer, VideoInput, VideoOptions};
@@ -163,8 +164,9 @@ fn gray_from_l(lab: &LabImage) -> RgbImage {
 
 /// Result of [`evaluate`]; serialises to JSON for docs/BENCHMARKS.md.
 ///
-/// "raw" is the colouriser's per-frame output, "stabilized" the same after the temporal
-/// filter. All flicker values are measured on the 8-bit RGB frames as they would be written
+/// "raw" is the colouriser's output on every frame; "stabilized" is what `tinct video`
+/// writes with the same options: the key frames' colour (the others carry it, see
+/// [`super::keyframe`]) after the temporal filter. All flicker values are measured on the 8-bit RGB frames as they would be written
 /// (converted back to Lab), with [`FlickerParams`]; PSNR and colourfulness are per-frame
 /// means against / of the ground-truth colour frames.
 #[derive(Clone, Debug, Serialize)]
@@ -176,6 +178,8 @@ pub struct EvalReport {
     pub frame_rate: f64,
     /// Scene cuts found by the stabiliser.
     pub scene_cuts: u64,
+    /// Frames of the "stabilized" output that the network coloured.
+    pub key_frames: u64,
     /// Flicker of the original colour clip (the floor a perfect colouriser would reach).
     pub flicker_ground_truth: f64,
     pub flicker_raw: f64,
@@ -197,6 +201,7 @@ pub struct EvalReport {
     pub colorfulness_carried: f64,
     pub flicker_params: FlickerParams,
     pub stabilizer: StabilizerParams,
+    pub keyframes: KeyframeParams,
     /// Wall-clock seconds of the evaluation.
     pub seconds: f64,
 }
@@ -238,6 +243,7 @@ pub fn evaluate(
     };
     let mut meters = [(); 4].map(|_| FlickerMeter::new(flicker_params.clone()));
     let mut stabilizer = Stabilizer::new(opts.stabilizer.clone());
+    let mut keys = Keyframer::new(opts.keyframes.clone());
     // Live mode's pattern: the network's colour on even frames, carried onto odd ones.
     let mut carrier = Stabilizer::new(opts.stabilizer.clone());
     let mut carried_ab: Option<(Vec<f32>, Vec<f32>)> = None;
@@ -261,7 +267,7 @@ pub fn evaluate(
                 }
                 let truth: Vec<LabImage> = batch.iter().map(LabImage::from_rgb8).collect();
                 let grays: Vec<RgbImage> = truth.iter().map(gray_from_l).collect();
-                let preds = colorize_checked(colorizer, &grays, frames)?;
+                let preds = colorize_checked(colorizer, &grays, frames, None)?;
                 for (((frame, gt), gray), raw) in batch.iter().zip(&truth).zip(&grays).zip(preds) {
                     let mut live = match &carried_ab {
                         Some((a, b)) if frames % 2 == 1 => LabImage {
@@ -282,7 +288,16 @@ pub fn evaluate(
                     sums.psnr_carried += crate::metrics::psnr(frame, &live_rgb).unwrap_or(0.0);
                     sums.cf_carried += crate::metrics::colourfulness(&live_rgb);
                     let raw_rgb = raw.to_rgb8();
-                    let mut stab = raw;
+                    // What `tinct video` writes: key frames coloured, the others carried.
+                    let mut stab = if keys.is_key(&raw.l, raw.width, raw.height) {
+                        keys.keep(&raw);
+                        raw
+                    } else {
+                        let (w, h) = (raw.width, raw.height);
+                        keys.carry(raw.l, w, h).ok_or_else(|| {
+                            Stop::Failed(VideoError::ColorizerContract("a frame had no key frame".into()))
+                        })?
+                    };
                     stabilizer.process(&mut stab);
                     let stab_rgb = stab.to_rgb8();
                     meters[0].push(gt);
@@ -317,6 +332,7 @@ pub fn evaluate(
         height,
         frame_rate: frame_rate.as_f64(),
         scene_cuts: stabilizer.scene_cuts(),
+        key_frames: keys.keys(),
         flicker_ground_truth: meters[0].value(),
         flicker_raw: meters[1].value(),
         flicker_stabilized: meters[2].value(),
@@ -332,6 +348,7 @@ pub fn evaluate(
         colorfulness_carried: mean(sums.cf_carried),
         flicker_params,
         stabilizer: opts.stabilizer.clone(),
+        keyframes: opts.keyframes.clone(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -40,6 +40,7 @@ mod error;
 pub mod feed;
 pub mod ffmpeg;
 pub mod frames;
+pub mod keyframe;
 pub mod live;
 pub mod metrics;
 mod pipeline;
@@ -59,6 +60,7 @@ use serde::Serialize;
 pub use error::VideoError;
 pub use feed::{FeedFrame, FeedStatus, LiveFeed};
 pub use ffmpeg::{AudioMode, FfmpegTools, VideoInfo, probe};
+pub use keyframe::{KeyframeParams, Keyframer};
 pub use live::{LiveOptions, LiveSink, LiveSource, LiveStats, run_live};
 pub use metrics::{EvalReport, evaluate, flicker};
 pub use pipeline::{RunSummary, run};
@@ -207,6 +209,9 @@ pub struct VideoOptions {
     pub stabilize: bool,
     /// Parameters of the stabiliser. Default [`StabilizerParams::default`].
     pub stabilizer: StabilizerParams,
+    /// Which frames go through the network (see [`keyframe`]). Default
+    /// [`KeyframeParams::default`].
+    pub keyframes: KeyframeParams,
     /// Frames per call of [`FrameColorizer::colorize_batch`]. Default 8.
     pub batch_size: usize,
     /// Capacity of each of the two inter-thread channels, in batches. Default 2. Memory is
@@ -215,9 +220,11 @@ pub struct VideoOptions {
     /// (12 bytes/pixel) after it, whatever the length of the video (measured at 854x480 with
     /// the defaults: peak RSS 137 MiB for 100 frames, 173 MiB for 3000).
     pub channel_batches: usize,
-    /// x264 constant rate factor (lower is better quality; VP9 uses `crf + 13`). Default 18.
+    /// x264 constant rate factor (lower is better quality; VP9 uses `crf + 13`). Default 17.
     pub crf: u8,
-    /// x264 preset. Default `medium`.
+    /// x264 preset. Default `veryfast`: at CRF 17 it writes the same size as `medium` at
+    /// CRF 18, 1.4 dB lower (48.7 against 50.1 dB PSNR to the source on an 854x480 clip), in a
+    /// third of the encoder's CPU time.
     pub preset: String,
     /// Odd frame sizes. Default [`OddSizePolicy::Yuv444`].
     pub odd_size: OddSizePolicy,
@@ -236,10 +243,11 @@ impl Default for VideoOptions {
         Self {
             stabilize: true,
             stabilizer: StabilizerParams::default(),
+            keyframes: KeyframeParams::default(),
             batch_size: 8,
             channel_batches: 2,
-            crf: 18,
-            preset: "medium".into(),
+            crf: 17,
+            preset: "veryfast".into(),
             odd_size: OddSizePolicy::default(),
             max_frames: None,
             overwrite: false,
@@ -272,6 +280,11 @@ impl VideoOptions {
         if !(0.0..1.0).contains(&p.w_max) || p.sigma_l.is_nan() || p.sigma_l <= 0.0 {
             return Err(VideoError::InvalidOption(
                 "stabiliser needs 0 <= w_max < 1 and sigma_l > 0".into(),
+            ));
+        }
+        if self.keyframes.every == 0 || self.keyframes.max_dl.is_nan() || self.keyframes.max_dl < 0.0 {
+            return Err(VideoError::InvalidOption(
+                "key frames need every >= 1 and a mean L change >= 0".into(),
             ));
         }
         if self.max_frames == Some(0) {

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::error::VideoError;
 use super::ffmpeg::{self, AudioMode, Decoder, EncodeSpec, Encoder, VideoInfo};
 use super::frames::{self, FrameDirReader, FrameDirWriter};
+use super::keyframe::Keyframer;
 use super::stabilize::Stabilizer;
 use super::{FrameColorizer, FrameRate, VideoInput, VideoOptions, VideoOutput};
 use crate::color::LabImage;
@@ -31,6 +32,8 @@ pub struct RunSummary {
     pub frame_rate: FrameRate,
     /// Scene cuts found by the stabiliser (0 when stabilisation is off).
     pub scene_cuts: u64,
+    /// Frames the network coloured (the key frames); the others carried their colour.
+    pub key_frames: u64,
     /// What happened to the input's audio.
     pub audio: AudioMode,
     /// Wall-clock seconds.
@@ -343,11 +346,13 @@ pub(crate) fn decode_stage(
     Ok((count, warnings))
 }
 
-/// Calls the colouriser on a batch, checks its answer and puts the frames' exact L back.
+/// Calls the colouriser on a batch, checks its answer and puts the frames' exact L back
+/// (`ls`, the frames' L planes when already computed).
 pub(crate) fn colorize_checked(
     colorizer: &mut dyn FrameColorizer,
     frames: &[RgbImage],
     first: u64,
+    ls: Option<Vec<Vec<f32>>>,
 ) -> Result<Vec<LabImage>, VideoError> {
     let end = first + frames.len() as u64;
     let mut labs = colorizer
@@ -360,6 +365,7 @@ pub(crate) fn colorize_checked(
             frames.len()
         )));
     }
+    let mut ls = ls.filter(|ls| ls.len() == frames.len()).map(Vec::into_iter);
     for (k, (lab, frame)) in labs.iter_mut().zip(frames).enumerate() {
         let n = frame.width() as usize * frame.height() as usize;
         if (lab.width, lab.height) != frame.dimensions() || lab.a.len() != n || lab.b.len() != n {
@@ -374,9 +380,72 @@ pub(crate) fn colorize_checked(
                 lab.b.len()
             )));
         }
-        lab.l = crate::color::l_plane_rgb8(frame);
+        lab.l = match ls.as_mut().and_then(Iterator::next) {
+            Some(l) if l.len() == n => l,
+            _ => crate::color::l_plane_rgb8(frame),
+        };
     }
     Ok(labs)
+}
+
+/// [`colorize_checked`] on the key frames of a batch only; the other frames get the last key
+/// frame's colour on their own L (see [`super::keyframe`]).
+pub(crate) fn colorize_keyed(
+    colorizer: &mut dyn FrameColorizer,
+    frames: &[RgbImage],
+    first: u64,
+    keys: &mut Keyframer,
+) -> Result<Vec<LabImage>, VideoError> {
+    let ls: Vec<Vec<f32>> = frames.iter().map(crate::color::l_plane_rgb8).collect();
+    let is_key: Vec<bool> = ls
+        .iter()
+        .zip(frames)
+        .map(|(l, f)| keys.is_key(l, f.width(), f.height()))
+        .collect();
+    // The key frames' L planes go with them; the others' stay for carrying.
+    let mut key_ls = Vec::new();
+    let ls: Vec<Option<Vec<f32>>> = ls
+        .into_iter()
+        .zip(&is_key)
+        .map(|(l, &key)| {
+            if key {
+                key_ls.push(l);
+                None
+            } else {
+                Some(l)
+            }
+        })
+        .collect();
+    let mut coloured = if is_key.iter().all(|&k| k) {
+        colorize_checked(colorizer, frames, first, Some(key_ls))?
+    } else {
+        let key_frames: Vec<RgbImage> = frames
+            .iter()
+            .zip(&is_key)
+            .filter(|(_, k)| **k)
+            .map(|(f, _)| f.clone())
+            .collect();
+        if key_frames.is_empty() {
+            Vec::new()
+        } else {
+            colorize_checked(colorizer, &key_frames, first, Some(key_ls))?
+        }
+    }
+    .into_iter();
+    let mut out = Vec::with_capacity(frames.len());
+    for ((l, f), key) in ls.into_iter().zip(frames).zip(is_key) {
+        let lab = match l {
+            None => coloured.next(),
+            Some(l) => keys.carry(l, f.width(), f.height()),
+        };
+        let lab =
+            lab.ok_or_else(|| VideoError::ColorizerContract("a frame had no key frame to take colour from".into()))?;
+        if key {
+            keys.keep(&lab);
+        }
+        out.push(lab);
+    }
+    Ok(out)
 }
 
 fn colorize_stage(
@@ -384,8 +453,9 @@ fn colorize_stage(
     tx: SyncSender<Batch<LabImage>>,
     colorizer: &mut dyn FrameColorizer,
     mut stabilizer: Option<Stabilizer>,
+    mut keys: Keyframer,
     cancel: &AtomicBool,
-) -> Result<u64, Stop> {
+) -> Result<(u64, u64), Stop> {
     let mut next = 0u64;
     loop {
         let Ok(msg) = rx.recv() else {
@@ -393,12 +463,12 @@ fn colorize_stage(
         };
         let Some(frames) = msg else {
             tx.send(None).map_err(|_| Stop::Halted)?;
-            return Ok(stabilizer.map_or(0, |s| s.scene_cuts()));
+            return Ok((stabilizer.map_or(0, |s| s.scene_cuts()), keys.keys()));
         };
         if cancel.load(Ordering::Relaxed) {
             return Err(Stop::Failed(VideoError::Cancelled));
         }
-        let mut labs = colorize_checked(colorizer, &frames, next)?;
+        let mut labs = colorize_keyed(colorizer, &frames, next, &mut keys)?;
         next += frames.len() as u64;
         drop(frames);
         if let Some(stab) = stabilizer.as_mut() {
@@ -583,7 +653,8 @@ pub fn run(
             .spawn_scoped(s, move || encode_stage(rx_labs, sink, progress, cancel));
         match (decoder, encoder) {
             (Ok(d), Ok(e)) => {
-                let colorized = colorize_stage(rx_frames, tx_labs, colorizer, stabilizer, cancel);
+                let keys = Keyframer::new(opts.keyframes.clone());
+                let colorized = colorize_stage(rx_frames, tx_labs, colorizer, stabilizer, keys, cancel);
                 (join(d), colorized, join(e))
             }
             // Could not start a thread: the closures (and the children they own) are dropped.
@@ -622,7 +693,8 @@ pub fn run(
         width,
         height,
         frame_rate,
-        scene_cuts: colorized,
+        scene_cuts: colorized.0,
+        key_frames: colorized.1,
         audio,
         seconds: started.elapsed().as_secs_f64(),
         decoder_warnings: decoded.1,

@@ -65,11 +65,23 @@ impl SceneCutParams {
 const HIST_BINS: usize = 32;
 
 fn histogram(l: &[f32]) -> [f64; HIST_BINS] {
-    let mut h = [0u64; HIST_BINS];
-    for &v in l {
-        let bin = ((v / 100.0) * HIST_BINS as f32).clamp(0.0, (HIST_BINS - 1) as f32) as usize;
-        h[bin] += 1;
-    }
+    let h = l
+        .par_chunks(16384)
+        .map(|chunk| {
+            let mut h = [0u64; HIST_BINS];
+            for &v in chunk {
+                let bin = ((v / 100.0) * HIST_BINS as f32).clamp(0.0, (HIST_BINS - 1) as f32) as usize;
+                h[bin] += 1;
+            }
+            h
+        })
+        .reduce(
+            || [0u64; HIST_BINS],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
     let n = l.len().max(1) as f64;
     h.map(|c| c as f64 / n)
 }
@@ -95,7 +107,9 @@ pub fn scene_stats(prev_l: &[f32], l: &[f32]) -> SceneStats {
 pub struct StabilizerParams {
     /// Weight of the previous frame's a,b where the (blurred) L did not change at all, in
     /// [0, 1). Higher is steadier but slower to follow real colour changes: in a static region
-    /// the memory is about `1 / (1 - w_max)` frames. Default 0.8.
+    /// the memory is about `1 / (1 - w_max)` frames. Default 0.95: on the sample clips, with
+    /// key frames, flicker falls to 0.3-1.15x the truth's (0.8: 0.6-2.4x) and PSNR rises;
+    /// colourfulness stays 3-6 % below the per-frame output's, as with 0.8.
     pub w_max: f32,
     /// Width of the Gaussian that turns |dL| (in L units, on blurred L) into a weight: at
     /// |dL| = sigma_l the weight is `w_max * 0.61`, at 2 sigma_l `w_max * 0.14`. Default 4.0.
@@ -119,7 +133,7 @@ pub struct StabilizerParams {
 impl Default for StabilizerParams {
     fn default() -> Self {
         Self {
-            w_max: 0.8,
+            w_max: 0.95,
             sigma_l: 4.0,
             blur_radius: 1,
             motion: false,

@@ -248,12 +248,12 @@ fn stabilizer_blends_static_pixels_and_never_touches_l() {
     let mut first = f0.clone();
     assert_eq!(stab.process(&mut first), FrameEvent::First);
     assert_eq!(first, f0);
-    // Same L, different prediction: mostly the previous colour survives (w_max = 0.8).
+    // Same L, different prediction: mostly the previous colour survives (w_max = 0.95).
     let mut f1 = lab(16, 16, |i| 40.0 + (i % 16) as f32, 30.0, 10.0);
     let l_before = f1.l.clone();
     assert!(matches!(stab.process(&mut f1), FrameEvent::Blended { .. }));
     assert_eq!(f1.l, l_before, "L must never change");
-    assert!((f1.a[0] - (0.8 * 10.0 + 0.2 * 30.0)).abs() < 1e-3, "{}", f1.a[0]);
+    assert!((f1.a[0] - (0.95 * 10.0 + 0.05 * 30.0)).abs() < 1e-3, "{}", f1.a[0]);
     // Where L changes a lot (but not enough for a cut), the new prediction wins.
     let mut f2 = lab(
         16,
@@ -442,6 +442,62 @@ fn frames_to_frames_in_natural_order() {
     assert_eq!(names(dir.path()), ["in", "out"]);
 }
 
+/// On a still shot the network sees every N-th frame; the frames between keep the key frame's
+/// colour exactly, and a change of L makes a key frame at once.
+#[test]
+fn key_frames_colour_every_nth_frame_and_when_l_changes() {
+    struct Counting(SyntheticColorizer, usize);
+    impl FrameColorizer for Counting {
+        fn colorize_batch(&mut self, frames: &[RgbImage]) -> anyhow::Result<Vec<LabImage>> {
+            self.1 += frames.len();
+            self.0.colorize_batch(frames)
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).expect("mkdir");
+    // Nine frames of one still picture, then three of a brighter one.
+    for k in 0..12u32 {
+        let lift = if k < 9 { 0 } else { 40 };
+        RgbImage::from_fn(16, 12, |x, y| {
+            image::Rgb([(60 + x * 4 + lift) as u8, (50 + y * 5 + lift) as u8, 90])
+        })
+        .save(input.join(format!("{k}.png")))
+        .expect("save");
+    }
+    let out = dir.path().join("out");
+    let mut colorizer = Counting(SyntheticColorizer::new(6.0, 5), 0);
+    let summary = run(
+        &VideoInput::Frames {
+            dir: input,
+            frame_rate: FrameRate::default(),
+        },
+        &VideoOutput::Frames(out.clone()),
+        &mut colorizer,
+        &VideoOptions {
+            stabilize: false,
+            batch_size: 5,
+            keyframes: super::KeyframeParams { every: 4, max_dl: 2.0 },
+            ..quiet()
+        },
+        &no_cancel(),
+    )
+    .expect("run");
+    // Key frames: 0, 4, 8 (every 4th), 9 (L changed); 10 and 11 carry 9's colour.
+    assert_eq!((summary.frames, summary.key_frames, colorizer.1), (12, 4, 4));
+    let got = read_png_dir(&out);
+    for k in [1, 2, 3] {
+        assert_eq!(got[k], got[0], "frame {k} carries frame 0's colour");
+    }
+    assert_ne!(
+        got[4], got[3],
+        "frame 4 is coloured anew (the colouriser's noise differs)"
+    );
+    assert_eq!(got[10], got[9]);
+    assert_eq!(got[11], got[9]);
+    assert_ne!(got[9], got[8]);
+}
+
 #[test]
 fn colorizer_errors_and_contract_violations_leave_nothing() {
     struct Broken(bool);
@@ -565,7 +621,11 @@ fn stabilization_lowers_flicker() {
     let mut values = Vec::new();
     for stabilize in [false, true] {
         let out = dir.path().join(format!("frames-{stabilize}"));
-        let opts = VideoOptions { stabilize, ..quiet() };
+        let opts = VideoOptions {
+            stabilize,
+            keyframes: super::KeyframeParams::every_frame(),
+            ..quiet()
+        };
         run(
             &VideoInput::File(input.clone()),
             &VideoOutput::Frames(out.clone()),
@@ -899,6 +959,7 @@ fn evaluation_reports_lower_flicker_when_stabilised() {
     let input = make_clip(&tools, dir.path(), "in.mp4", frames(12));
     let opts = VideoOptions {
         max_frames: Some(10),
+        keyframes: super::KeyframeParams::every_frame(),
         ..quiet()
     };
     let r = evaluate(
