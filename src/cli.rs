@@ -432,10 +432,10 @@ pub struct VideoArgs {
     /// Colour at most this many frames in a row with one network run: the frames after a key
     /// frame take its colour on their own L until the picture moves on (--key-dl). 1 runs the
     /// network on every frame.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = crate::video::KeyframeParams::default().every, value_name = "N")]
     pub every: u32,
     /// Mean change of L* (over the frame) from the key frame that makes a new key frame.
-    #[arg(long, default_value_t = 2.0, value_name = "L")]
+    #[arg(long, default_value_t = crate::video::KeyframeParams::default().max_dl, value_name = "L")]
     pub key_dl: f32,
     /// x264 quality (lower is better).
     #[arg(long, default_value_t = 17)]

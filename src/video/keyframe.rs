@@ -25,13 +25,13 @@ use crate::color::LabImage;
 pub struct KeyframeParams {
     /// Most frames from one key frame to the next; 1 colours every frame. Default 4.
     pub every: u32,
-    /// Largest mean |ΔL| (L* units) from the key frame before a new one is made. Default 2.
+    /// Largest mean |ΔL| (L* units) from the key frame before a new one is made. Default 4.
     pub max_dl: f32,
 }
 
 impl Default for KeyframeParams {
     fn default() -> Self {
-        Self { every: 4, max_dl: 2.0 }
+        Self { every: 4, max_dl: 4.0 }
     }
 }
 
