@@ -1024,6 +1024,10 @@ fn live(a: &VideoArgs, source: Option<crate::video::LiveSource>, device: &burn::
             w_max: a.steadiness,
             ..Default::default()
         },
+        keyframes: crate::video::KeyframeParams {
+            every: a.every,
+            max_dl: a.key_dl,
+        },
         max_frames: a.max_frames,
         overwrite: a.force,
         ..LiveOptions::default()

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::App;
 use super::error::ApiError;
-use crate::infer::Colorizer;
+use crate::pipeline::Colorize;
 use crate::video::{FeedFrame, LiveFeed, LiveOptions, LiveSink, LiveSource};
 
 /// The boundary between the parts of a Motion JPEG stream, and the stream's content type.
@@ -53,7 +53,7 @@ impl Live {
 
     /// Colours the source on a thread of its own until it ends or `stop` is set; the feed
     /// then says why (an error included, which is also printed).
-    pub fn start(&self, colorizer: Colorizer, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    pub fn start(&self, colorizer: Box<dyn Colorize>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
         let (source, feed) = (self.source.clone(), self.feed.clone());
         let opts = LiveOptions {
             timeout: self.timeout,
@@ -61,7 +61,7 @@ impl Live {
         };
         std::thread::spawn(move || {
             let sink = LiveSink::Page(feed.clone());
-            let why = match crate::video::run_live(&source, &sink, &colorizer, &opts, &stop) {
+            let why = match crate::video::run_live(&source, &sink, colorizer.as_ref(), &opts, &stop) {
                 Ok(stats) => stats.ended.to_string(),
                 Err(e) if stop.load(Ordering::SeqCst) => format!("interrupted ({e})"),
                 Err(e) => {

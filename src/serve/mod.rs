@@ -285,7 +285,7 @@ pub fn run(a: &ServeArgs) -> Result<()> {
             let model = app.registry.get(None).map_err(|e| anyhow::anyhow!(e.message))?;
             let colorizer = model.colorizer(app.registry.device(), None)?;
             eprintln!("live: colouring {} (page at /live)", l.source.describe());
-            Some(l.start(colorizer, stop.clone()))
+            Some(l.start(Box::new(colorizer), stop.clone()))
         }
         None => None,
     };

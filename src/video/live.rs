@@ -31,11 +31,12 @@ use serde::Serialize;
 use super::error::VideoError;
 use super::feed::{FeedStatus, LiveFeed};
 use super::ffmpeg::{ChildGuard, EncodeSpec, Encoder, FfmpegTools, StderrTail, command, spawn_error, summarize_stderr};
+use super::keyframe::{KeyframeParams, Keyframer};
 use super::pipeline::StagedOutput;
 use super::stabilize::{Stabilizer, StabilizerParams};
 use super::{FrameRate, OddSizePolicy, VideoOutput};
 use crate::color::LabImage;
-use crate::infer::Colorizer;
+use crate::pipeline::Colorize;
 
 /// Where live frames come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +168,9 @@ pub struct LiveOptions {
     pub timeout: Duration,
     pub stabilize: bool,
     pub stabilizer: StabilizerParams,
+    /// Which frames the network colours when it keeps up (see [`super::keyframe`]); the others
+    /// carry the key frame's colour. Default [`KeyframeParams::default`].
+    pub keyframes: KeyframeParams,
     pub crf: u8,
     /// x264 preset. Default `veryfast`.
     pub preset: String,
@@ -185,6 +189,7 @@ impl Default for LiveOptions {
             timeout: Duration::from_secs(10),
             stabilize: true,
             stabilizer: StabilizerParams::default(),
+            keyframes: KeyframeParams::default(),
             crf: 23,
             preset: "veryfast".into(),
             max_frames: None,
@@ -209,7 +214,8 @@ pub struct LiveStats {
     pub frames_out: u64,
     /// Frames dropped because colouring was behind.
     pub dropped: u64,
-    /// Frames written with the last predicted colour carried forward (no network run).
+    /// Frames written with the last predicted colour carried forward (no network run): the
+    /// frames between key frames, and those coloured while behind.
     pub carried: u64,
     /// Frames the network coloured.
     pub coloured: u64,
@@ -409,7 +415,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn run_live(
     source: &LiveSource,
     sink: &LiveSink,
-    colorizer: &Colorizer,
+    colorizer: &dyn Colorize,
     opts: &LiveOptions,
     stop: &AtomicBool,
 ) -> Result<LiveStats, VideoError> {
@@ -576,7 +582,7 @@ fn colour_stream(
     source: &LiveSource,
     sink: &LiveSink,
     mut staged: Option<StagedOutput>,
-    colorizer: &Colorizer,
+    colorizer: &dyn Colorize,
     opts: &LiveOptions,
     started: Instant,
     stdout: std::process::ChildStdout,
@@ -708,11 +714,22 @@ fn colour_stream(
         let mut stabilizer = opts.stabilize.then(|| Stabilizer::new(opts.stabilizer.clone()));
         let mut last_ab: Option<(Vec<f32>, Vec<f32>)> = None;
         let mut in_a_row = 0;
+        let mut failed = None;
+        let mut keys = Keyframer::new(opts.keyframes.clone());
         while let Some(((px, arrived), behind)) = queue.pop() {
             let gray = GrayImage::from_raw(width, height, px).expect("a frame has width x height pixels");
             let lab = LabImage::from_gray8(&gray);
             let gray = keep_gray.then_some(gray);
+            let key = keys.is_key(&lab.l, width, height);
             let mut out = match &last_ab {
+                Some((a, b)) if !key => {
+                    carried.fetch_add(1, Ordering::Relaxed);
+                    LabImage {
+                        a: a.clone(),
+                        b: b.clone(),
+                        ..lab
+                    }
+                }
                 Some((a, b)) if opts.live && behind && in_a_row < opts.max_carry => {
                     in_a_row += 1;
                     carried.fetch_add(1, Ordering::Relaxed);
@@ -725,7 +742,26 @@ fn colour_stream(
                 _ => {
                     in_a_row = 0;
                     coloured.fetch_add(1, Ordering::Relaxed);
-                    let out = colorizer.colorize_planes(std::slice::from_ref(&lab)).remove(0);
+                    let n = coloured.load(Ordering::Relaxed);
+                    let out = match colorizer.colorize_labs(std::slice::from_ref(&lab)).map(|mut v| v.pop()) {
+                        Ok(Some(out)) if out.a.len() == lab.l.len() && out.b.len() == lab.l.len() => {
+                            LabImage { l: lab.l, ..out }
+                        }
+                        Ok(_) => {
+                            failed = Some(VideoError::ColorizerContract(format!(
+                                "frame {n}: the colouriser did not return one {width}x{height} image"
+                            )));
+                            break;
+                        }
+                        Err(err) => {
+                            failed = Some(VideoError::Colorizer {
+                                first: n,
+                                end: n + 1,
+                                err,
+                            });
+                            break;
+                        }
+                    };
                     last_ab = Some((out.a.clone(), out.b.clone()));
                     out
                 }
@@ -739,8 +775,15 @@ fn colour_stream(
             }
         }
         drop(tx);
+        if failed.is_some() {
+            queue.close();
+            decoder.lock().unwrap_or_else(|p| p.into_inner()).kill();
+        }
         let read = read.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let encoded = encode.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let (output, latencies, last) = encoded?;
         output.finish()?;
         read.map_err(|detail| VideoError::Decode {
