@@ -96,7 +96,7 @@ class Torch:
         return steps * 16 / (time.perf_counter() - t0)
 
     def photo_net(self):
-        torch, t = self.torch, self.t
+        t = self.t
         g = t.EffUnet()
         t.load_into(g, t.from_tinct(t.load_file(self.photo), t.GEN_PREFIX), self.photo)
         return g.eval()

@@ -90,18 +90,6 @@ pub struct TrainArgs {
     /// Generator architecture.
     #[arg(long, value_enum, default_value_t = Arch::Unet256)]
     pub arch: Arch,
-    /// effnet-unet only: classify colour over a K x K grid of ab bins (cross-entropy, decoded
-    /// with the annealed mean) instead of regressing it. K odd, 3 to 31, e.g. 13.
-    #[arg(long, value_name = "K")]
-    pub ab_bins: Option<usize>,
-    /// With --ab-bins: the annealed-mean temperature stored with the model (colorize
-    /// --temperature overrides it) [default: 0.38].
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    /// With --ab-bins: weight each pixel's cross-entropy by the rarity of its true colour
-    /// (Zhang et al.'s class rebalancing, from the training colours' prior).
-    #[arg(long)]
-    pub loss_rebalance: bool,
     /// Training image size (square); the U-Net depth follows it (8 levels at 256)
     /// [default: 256; with --resume, the run's own: a new size continues at that resolution].
     #[arg(long)]
@@ -323,15 +311,6 @@ pub struct GanArgs {
     /// model's colour, 0 = gray).
     #[arg(long, default_value_t = 1.0)]
     pub saturation: f32,
-    /// Vividness of a model that classifies colour over bins: the annealed-mean temperature
-    /// (default: the model's own; lower is more vivid, 1 is the plain mean).
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    /// For a model that classifies colour over bins: how much rarer, more saturated colours are
-    /// favoured over common greyish ones (0 none, 1 full class rebalancing; default: the
-    /// model's own).
-    #[arg(long)]
-    pub rebalance: Option<f64>,
     /// Also colour the mirrored image and average both predictions: slightly more accurate,
     /// slightly more muted colour at twice the network time.
     #[arg(long)]
@@ -579,29 +558,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn train(a: TrainArgs) -> Result<ExitCode> {
     let device = crate::device_by_name(&a.device)?;
     let size = a.size.unwrap_or(256);
-    let mut generator = match a.arch {
+    let generator = match a.arch {
         Arch::Unet256 => ModelConfig::unet_for_size(size, a.ngf),
         Arch::EffnetUnet => ModelConfig::effnet_unet(size),
     };
-    match (a.ab_bins, generator.effnet_mut()) {
-        (None, _) if a.temperature.is_some() => {
-            anyhow::bail!(
-                "--temperature needs --ab-bins: it is set with a new run's head (colorize --temperature changes it later)"
-            )
-        }
-        (None, _) if a.loss_rebalance => {
-            anyhow::bail!("--loss-rebalance needs --ab-bins: it is set with a new run's head")
-        }
-        (None, _) => {}
-        (Some(_), _) if a.resume => anyhow::bail!("--ab-bins: a resumed run keeps its own head"),
-        (Some(_), None) => anyhow::bail!("--ab-bins needs --arch effnet-unet"),
-        (Some(k), Some(e)) => {
-            e.ab_bins = k;
-            e.temperature = a.temperature.unwrap_or(e.temperature);
-            e.validate()
-                .map_err(|err| anyhow::anyhow!("--ab-bins / --temperature: {err}"))?;
-        }
-    }
     if let Some(d) = a.ema_decay
         && !(0.0..1.0).contains(&d)
     {
@@ -641,8 +601,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         .with_augment(!a.no_flip)
         .with_val_limit(a.val_limit)
         .with_checkpoint_minutes(a.checkpoint_minutes)
-        .with_keep_generators(a.keep_generators)
-        .with_loss_rebalance(a.loss_rebalance);
+        .with_keep_generators(a.keep_generators);
     schedule.apply(&mut config);
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(
@@ -746,26 +705,10 @@ fn colorize(a: ColorizeArgs) -> Result<ExitCode> {
 }
 
 fn load_colorizer(spec: &str, device: &burn::prelude::Device, o: &GanArgs) -> Result<Colorizer> {
-    load_colorizer_for(spec, device, o, false)
-}
-
-/// [`load_colorizer`]; with `decoding_optional`, `--temperature` and `--rebalance` are applied
-/// only if the model classifies colour over bins (several models side by side in `eval`).
-fn load_colorizer_for(
-    spec: &str,
-    device: &burn::prelude::Device,
-    o: &GanArgs,
-    decoding_optional: bool,
-) -> Result<Colorizer> {
-    let c = Colorizer::load(&crate::zoo::resolve(spec)?, device)?
+    let mut c = Colorizer::load(&crate::zoo::resolve(spec)?, device)?
         .with_fit(o.fit)
         .with_flip_average(o.flip_average)
         .with_saturation(o.saturation)?;
-    let mut c = if decoding_optional && c.ab_bins() == 0 {
-        c
-    } else {
-        c.with_decoding(o.temperature, o.rebalance)?
-    };
     if let Some(s) = o.size {
         c = c.with_size(s)?;
     }
@@ -803,8 +746,6 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         } else {
             a.model.clone()
         };
-        // With several models, the decoding flags apply to those that classify colour.
-        let several = models.len() > 1;
         let truth_cf = match &a.colourfulness_of {
             Some(d) => {
                 let (cf, n) = crate::eval::mean_colourfulness(d)?;
@@ -814,7 +755,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             None => None,
         };
         for m in &models {
-            let mut c = load_colorizer_for(m, &device, &a.gan, several)?;
+            let mut c = load_colorizer(m, &device, &a.gan)?;
             if let Some(ratio) = a.match_colourfulness {
                 let g = crate::eval::matching_gain(&c, dir, ratio, truth_cf, a.limit)?;
                 let gain = c.saturation * g.gain;
@@ -827,10 +768,6 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 c = c.with_saturation(gain)?;
             }
             methods.push(Method::Gan(Box::new(c)));
-        }
-        let decoding = a.gan.temperature.is_some() || a.gan.rebalance.is_some();
-        if several && decoding && !methods.iter().any(|m| matches!(m, Method::Gan(c) if c.ab_bins() > 0)) {
-            bail!("--temperature / --rebalance: none of the models classifies colour over bins");
         }
         for &k in &a.method {
             match k {

@@ -69,11 +69,6 @@ pub struct Colorizer {
     pub saturation: f32,
     /// Average the prediction with that of the mirrored image (test-time augmentation).
     pub flip_average: bool,
-    /// Annealed-mean temperature set for a model that classifies ab over bins (`None`: the
-    /// model's own).
-    pub temperature: Option<f64>,
-    /// Share of class rebalancing set for such a model (`None`: the model's own).
-    pub rebalance: Option<f64>,
     /// Where the weights came from.
     pub source: ModelSource,
 }
@@ -81,7 +76,7 @@ pub struct Colorizer {
 impl Colorizer {
     /// The settings that change this colorizer's output from the model's own, as a label
     /// suffix for tables, file names and the server's `x-tinct-method` header: `+flip`,
-    /// `+sat1.1`, `+T0.2` (temperature), `+rb0.5` (rebalancing); empty when none is set.
+    /// `+sat1.1`; empty when none is set.
     pub fn settings_label(&self) -> String {
         let mut s = String::new();
         if self.flip_average {
@@ -89,12 +84,6 @@ impl Colorizer {
         }
         if self.saturation != 1.0 {
             s.push_str(&format!("+sat{}", self.saturation));
-        }
-        if let Some(t) = self.temperature {
-            s.push_str(&format!("+T{t}"));
-        }
-        if let Some(r) = self.rebalance {
-            s.push_str(&format!("+rb{r}"));
         }
         s
     }
@@ -120,8 +109,6 @@ impl Colorizer {
             fit: Fit::Stretch,
             saturation: 1.0,
             flip_average: false,
-            temperature: None,
-            rebalance: None,
             source,
         }
     }
@@ -155,41 +142,6 @@ impl Colorizer {
     /// scales.
     pub fn model_saturation(&self) -> f32 {
         self.config.saturation()
-    }
-
-    /// Bins per ab axis of a model that classifies colour; 0 for one that regresses it.
-    pub fn ab_bins(&self) -> usize {
-        self.config.ab_bins()
-    }
-
-    /// Sets the decoding of a model that classifies ab over bins: the annealed-mean
-    /// `temperature` (lower is more vivid, towards the most likely colour; 1 is the plain mean
-    /// of the predicted distribution) and the share of class `rebalance` (0: none; 1: Zhang et
-    /// al.'s full rebalancing, which favours rare saturated colours). `None` keeps the model's
-    /// own. Refused for a model that regresses ab, which has neither knob.
-    pub fn with_decoding(mut self, temperature: Option<f64>, rebalance: Option<f64>) -> Result<Colorizer> {
-        if temperature.is_none() && rebalance.is_none() {
-            return Ok(self);
-        }
-        let bins = self.config.ab_bins();
-        if bins == 0 {
-            bail!(
-                "{}: --temperature and --rebalance need a model that classifies colour over bins (this one regresses it; use --saturation)",
-                self.source
-            );
-        }
-        temperature.map(crate::model::effnet::check_temperature).transpose()?;
-        rebalance.map(crate::model::effnet::check_rebalance).transpose()?;
-        if rebalance.is_some_and(|r| r > 0.0) && self.config.effnet().is_some_and(|e| e.ab_log_weights.is_empty()) {
-            bail!(
-                "{}: --rebalance: this model carries no rebalancing weights",
-                self.source
-            );
-        }
-        self.g = self.g.with_decoding(temperature, rebalance);
-        self.temperature = temperature.or(self.temperature);
-        self.rebalance = rebalance.or(self.rebalance);
-        Ok(self)
     }
 
     /// Colourises the mirrored image too and averages the two predictions (twice the network

@@ -14,7 +14,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::activation::{relu, softmax, tanh};
+use burn::tensor::activation::{relu, tanh};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
@@ -347,28 +347,17 @@ impl Classifier {
     }
 }
 
-/// Hyper-parameters of the `effnet-unet` generator's decoder and head. A plain serde struct
-/// rather than a Burn `Config`, so that a field added later (the head's) takes its default
-/// when a model file written before it is read.
+/// Hyper-parameters of the `effnet-unet` generator's decoder. A plain serde struct rather than
+/// a Burn `Config`, so that fields of older model files are ignored rather than refused.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct EffUnetConfig {
     /// Output channels of the decoder blocks at strides 16, 8, 4, 2 and 1.
     pub decoder: [usize; 5],
-    /// 0: the head regresses ab directly (1x1 convolution to 2 channels, tanh). K > 0: it
-    /// classifies ab over a K x K grid of bins and decodes them with the annealed mean (Zhang,
-    /// Isola and Efros 2016; see [`ab_bin_centres`]). K should be odd so that grey is a bin.
-    pub ab_bins: usize,
-    /// Softmax temperature of the annealed-mean decoding (1: the mean of the predicted
-    /// distribution; towards 0: its mode, more vivid). Only used with `ab_bins` > 0.
-    pub temperature: f64,
-    /// Log of the class-rebalancing weight of each bin, from the training colours' prior
-    /// ([`rebalancing_log_weights`]); empty: none.
-    pub ab_log_weights: Vec<f32>,
-    /// How much of the rebalancing is applied when decoding (`beta`): the predicted
-    /// distribution is multiplied by `weight^beta` before the annealed mean, which favours
-    /// rare (saturated) colours over the common greyish ones. 0: none.
-    pub rebalance: f64,
+    /// Bins per ab axis of a head that classified colour, which older files may name; read only
+    /// to refuse such a file (see `docs/experiments/2026-12-07-ab-classification-vs-l1.md`).
+    #[serde(skip_serializing)]
+    ab_bins: usize,
 }
 
 impl Default for EffUnetConfig {
@@ -376,26 +365,8 @@ impl Default for EffUnetConfig {
         EffUnetConfig {
             decoder: [128, 64, 48, 32, 16],
             ab_bins: 0,
-            temperature: 0.38,
-            ab_log_weights: Vec::new(),
-            rebalance: 0.0,
         }
     }
-}
-
-/// Zhang et al.'s class-rebalancing weights, as logs: `w = 1 / ((1 - mix) p + mix / Q)` for
-/// the prior `p` of the `Q` bins (any non-negative histogram; it is normalised), scaled so that
-/// the prior's expected weight is 1. Rare colours get large weights, the common ones small.
-pub fn rebalancing_log_weights(histogram: &[f64], mix: f64) -> Vec<f32> {
-    let total: f64 = histogram.iter().sum();
-    let q = histogram.len() as f64;
-    let p: Vec<f64> = histogram
-        .iter()
-        .map(|h| if total > 0.0 { h / total } else { 1.0 / q })
-        .collect();
-    let w: Vec<f64> = p.iter().map(|p| 1.0 / ((1.0 - mix) * p + mix / q)).collect();
-    let mean: f64 = p.iter().zip(&w).map(|(p, w)| p * w).sum();
-    w.iter().map(|w| (w / mean).ln() as f32).collect()
 }
 
 impl EffUnetConfig {
@@ -404,39 +375,17 @@ impl EffUnetConfig {
         Self::default()
     }
 
-    pub fn with_ab_bins(mut self, k: usize) -> Self {
-        self.ab_bins = k;
-        self
-    }
-
-    /// Refuses a head no model can have: bins not odd or outside 3..=31, a temperature outside
-    /// (0, 10], a rebalancing share outside [0, 4], or weights for another
-    /// number of bins.
-    /// Checked on every model file read, not only for command-line flags.
+    /// Refuses what no model of this version can be: a head that classified colour over ab
+    /// bins. Checked on every model file read.
     pub fn validate(&self) -> anyhow::Result<()> {
         let k = self.ab_bins;
-        if k != 0 && (!(3..=31).contains(&k) || k.is_multiple_of(2)) {
-            anyhow::bail!("ab_bins {k}: must be odd, 3 to 31 (so that grey is a bin)");
-        }
-        check_temperature(self.temperature)?;
-        check_rebalance(self.rebalance)?;
-        let q = if k > 0 { k * k } else { 0 };
-        if !self.ab_log_weights.is_empty() && self.ab_log_weights.len() != q {
-            anyhow::bail!("{} rebalancing weights for {q} bins", self.ab_log_weights.len());
-        }
-        if self.ab_log_weights.iter().any(|w| !w.is_finite()) {
-            anyhow::bail!("a rebalancing weight is not a finite number");
+        if k != 0 {
+            anyhow::bail!(
+                "the model classifies colour over {k}x{k} ab bins, a head tinct no longer has (it lost to L1 regression); train it again without bins"
+            );
         }
         Ok(())
     }
-}
-
-/// An annealed-mean temperature must be in (0, 10].
-pub fn check_temperature(t: f64) -> anyhow::Result<()> {
-    if !(t.is_finite() && t > 0.0 && t <= 10.0) {
-        anyhow::bail!("temperature {t}: must be a number in (0, 10]");
-    }
-    Ok(())
 }
 
 /// A chroma gain must be a finite number >= 0.
@@ -445,14 +394,6 @@ pub fn check_saturation(gain: f32) -> anyhow::Result<f32> {
         anyhow::bail!("saturation {gain}: must be a number >= 0");
     }
     Ok(gain)
-}
-
-/// A rebalancing share must be in [0, 4].
-pub fn check_rebalance(r: f64) -> anyhow::Result<()> {
-    if !(r.is_finite() && (0.0..=4.0).contains(&r)) {
-        anyhow::bail!("rebalance {r}: must be a number in [0, 4]");
-    }
-    Ok(())
 }
 
 impl EffUnetConfig {
@@ -482,55 +423,8 @@ impl EffUnetConfig {
             total += ((cin + skip_c) * self.decoder[i] + self.decoder[i] * 9) as u64 * hw(s);
             cin = self.decoder[i];
         }
-        total + (cin * self.head_channels()) as u64 * hw(1)
+        total + (cin * 2) as u64 * hw(1)
     }
-
-    /// Output channels of the head: 2 (a, b) or one logit per ab bin.
-    pub fn head_channels(&self) -> usize {
-        if self.ab_bins > 0 {
-            self.ab_bins * self.ab_bins
-        } else {
-            2
-        }
-    }
-}
-
-/// Centres of a `k` x `k` grid of ab bins, as a `[2, k*k]` tensor in network units (ab / 110):
-/// bin `i * k + j` is at `a = -1 + 2i/(k-1)`, `b = -1 + 2j/(k-1)`.
-pub fn ab_bin_centres(k: usize, device: &Device) -> Tensor<2> {
-    let step = 2.0 / (k.max(2) - 1) as f32;
-    let mut c = vec![0f32; 2 * k * k];
-    for i in 0..k {
-        for j in 0..k {
-            c[i * k + j] = -1.0 + step * i as f32;
-            c[k * k + i * k + j] = -1.0 + step * j as f32;
-        }
-    }
-    Tensor::from_data(TensorData::new(c, [2, k * k]), device)
-}
-
-/// The annealed mean of bin logits `[B, K*K, H, W]`: `softmax(z / T)` over the bins, then the
-/// expected bin centre, `[B, 2, H, W]` in network units.
-pub fn annealed_mean(logits: Tensor<4>, k: usize, temperature: f64) -> Tensor<4> {
-    annealed_mean_rebalanced(logits, k, temperature, None)
-}
-
-/// [`annealed_mean`] of the logits plus `offsets` `[K*K]` (`beta * log weight` per bin, see
-/// [`EffUnetConfig::rebalance`]).
-pub fn annealed_mean_rebalanced(
-    logits: Tensor<4>,
-    k: usize,
-    temperature: f64,
-    offsets: Option<Tensor<1>>,
-) -> Tensor<4> {
-    let [b, q, h, w] = logits.dims();
-    let logits = match offsets {
-        Some(o) => logits + o.reshape([1, q, 1, 1]),
-        None => logits,
-    };
-    let p = softmax(logits.div_scalar(temperature), 1).reshape([b, q, h * w]);
-    let centres = ab_bin_centres(k, &p.device()).unsqueeze::<3>().repeat_dim(0, b);
-    centres.matmul(p).reshape([b, 2, h, w])
 }
 
 /// A light decoder block: bilinear x2 upsampling, concatenation with the skip, a 1x1
@@ -615,9 +509,6 @@ pub struct EffUnet {
     pub encoder: Encoder,
     up: Vec<UpBlock>,
     head: Conv2d,
-    /// What the head is (regression or bins) and how bins are decoded; not weights.
-    #[module(skip)]
-    config: EffUnetConfig,
 }
 
 impl EffUnetConfig {
@@ -635,8 +526,7 @@ impl EffUnetConfig {
         EffUnet {
             encoder: Encoder::new(device),
             up,
-            head: normal_init(Conv2dConfig::new([d[4], self.head_channels()], [1, 1]), device),
-            config: self.clone(),
+            head: normal_init(Conv2dConfig::new([d[4], 2], [1, 1]), device),
         }
     }
 }
@@ -661,48 +551,12 @@ impl EffUnet {
     }
 
     /// `l`: `[B, 1, H, W]` in [-1, 1], H and W multiples of 32. Returns ab `[B, 2, H, W]` in
-    /// [-1, 1] (for a classifying head, the annealed mean of its bins).
+    /// [-1, 1].
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
-        self.forward_with_logits(l).0
+        tanh(self.forward_head(l))
     }
 
-    /// [`Self::forward`], and for a classifying head its bin logits (what the training loss
-    /// needs).
-    pub fn forward_with_logits(&self, l: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
-        let z = self.forward_head(l);
-        if self.config.ab_bins > 0 {
-            (self.decode(z.clone()), Some(z))
-        } else {
-            (tanh(z), None)
-        }
-    }
-
-    /// Bin logits -> ab: the annealed mean, after the rebalancing offsets if any.
-    pub fn decode(&self, z: Tensor<4>) -> Tensor<4> {
-        let c = &self.config;
-        let q = c.ab_bins * c.ab_bins;
-        let offsets = (c.rebalance != 0.0 && c.ab_log_weights.len() == q).then(|| {
-            let o: Vec<f32> = c.ab_log_weights.iter().map(|w| w * c.rebalance as f32).collect();
-            Tensor::from_data(TensorData::new(o, [q]), &z.device())
-        });
-        annealed_mean_rebalanced(z, c.ab_bins, c.temperature, offsets)
-    }
-
-    /// Bins per ab axis of a classifying head; 0 for a regressing one.
-    pub fn ab_bins(&self) -> usize {
-        self.config.ab_bins
-    }
-
-    /// Changes the decoding of a classifying head: the annealed-mean temperature and the share
-    /// of rebalancing (inference only; see [`EffUnetConfig`]). `None` keeps the current value.
-    pub fn with_decoding(mut self, temperature: Option<f64>, rebalance: Option<f64>) -> EffUnet {
-        let c = &mut self.config;
-        c.temperature = temperature.unwrap_or(c.temperature);
-        c.rebalance = rebalance.unwrap_or(c.rebalance);
-        self
-    }
-
-    /// The head's raw output: ab before tanh, or the bin logits `[B, K*K, H, W]`.
+    /// The head's raw output: ab before tanh.
     pub fn forward_head(&self, l: Tensor<4>) -> Tensor<4> {
         // A folded model's stem takes L directly (see `fold_batch_norms`).
         let x = if self.encoder.conv_stem.weight.dims()[1] == 1 {
@@ -799,83 +653,19 @@ mod tests {
         assert!(d < 1e-4, "folded output differs by {d}");
     }
 
+    /// Model files of the shipped form, with or without the fields older versions wrote, load;
+    /// a file of the classifying head that older versions could train is refused.
     #[test]
-    fn rebalancing_weights_match_hand_computed_values() {
-        // Prior (3/4, 1/4), mix 1/2, Q = 2: w = 1/(3/8 + 1/4) = 1.6 and 1/(1/8 + 1/4) = 8/3;
-        // E_p[w] = 1.2 + 2/3, so the weights are 0.857 and 1.429.
-        let lw = rebalancing_log_weights(&[3.0, 1.0], 0.5);
-        let want = [
-            (1.6f64 / (1.2 + 2.0 / 3.0)).ln(),
-            ((8.0f64 / 3.0) / (1.2 + 2.0 / 3.0)).ln(),
-        ];
-        for (g, w) in lw.iter().zip(want) {
-            assert!((*g as f64 - w).abs() < 1e-6, "{lw:?}");
-        }
-    }
-
-    /// Model files written before the head's fields existed still load, as regressing heads.
-    #[test]
-    fn a_config_without_the_head_fields_reads_as_a_regressing_head() {
+    fn old_config_fields_are_ignored_and_a_classifying_head_is_refused() {
         let c: EffUnetConfig = serde_json::from_str(r#"{"decoder": [128, 64, 48, 32, 16]}"#).unwrap();
         assert_eq!(c, EffUnetConfig::new());
-        assert_eq!(c.head_channels(), 2);
-    }
-
-    /// What a model file may not say: checked whenever one is read.
-    #[test]
-    fn impossible_heads_are_refused() {
-        let ok = EffUnetConfig::new().with_ab_bins(13);
-        assert!(ok.validate().is_ok() && EffUnetConfig::new().validate().is_ok());
-        let bad = [
-            EffUnetConfig::new().with_ab_bins(4),
-            EffUnetConfig::new().with_ab_bins(1),
-            EffUnetConfig::new().with_ab_bins(33),
-            EffUnetConfig {
-                temperature: 0.0,
-                ..ok.clone()
-            },
-            EffUnetConfig {
-                temperature: -1.0,
-                ..ok.clone()
-            },
-            EffUnetConfig {
-                rebalance: f64::NAN,
-                ..ok.clone()
-            },
-            EffUnetConfig {
-                ab_log_weights: vec![0.0; 168],
-                ..ok.clone()
-            },
-            EffUnetConfig {
-                ab_log_weights: vec![f32::INFINITY; 169],
-                ..ok
-            },
-        ];
-        for c in bad {
-            assert!(c.validate().is_err(), "{c:?}");
-        }
-    }
-
-    #[test]
-    fn a_classifying_head_decodes_to_ab_and_its_knobs_change_the_colour() {
-        let device = Device::flex();
-        let mut c = EffUnetConfig::new().with_ab_bins(5);
-        c.ab_log_weights = rebalancing_log_weights(&(1..=25).map(|i| i as f64).collect::<Vec<_>>(), 0.5);
-        let g = c.init(&device);
-        let l = Tensor::<4>::random([1, 1, 64, 64], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
-        assert_eq!(g.forward_head(l.clone()).dims(), [1, 25, 64, 64]);
-        let y = g.forward(l.clone());
-        assert_eq!(y.dims(), [1, 2, 64, 64]);
-        let max: f32 = y.clone().abs().max().into_scalar();
-        assert!(max <= 1.0, "ab outside the grid: {max}");
-        // Rebalancing moves the colours (a fresh head's logits are near zero, so the weights
-        // decide); on top of it, a temperature change does too.
-        let rb = g.clone().with_decoding(None, Some(1.0)).forward(l.clone());
-        let warm = g.with_decoding(Some(2.0), Some(1.0)).forward(l);
-        for (a, b) in [(&rb, &y), (&warm, &rb)] {
-            let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
-            assert!(d > 1e-3, "decoding unchanged ({d})");
-        }
+        let old = r#"{"decoder": [128, 64, 48, 32, 16], "ab_bins": 0, "temperature": 0.38, "rebalance": 0.0}"#;
+        let c: EffUnetConfig = serde_json::from_str(old).unwrap();
+        assert!(c.validate().is_ok() && c == EffUnetConfig::new());
+        assert!(!serde_json::to_string(&c).unwrap().contains("ab_bins"));
+        let bins: EffUnetConfig = serde_json::from_str(&old.replace("\"ab_bins\": 0", "\"ab_bins\": 13")).unwrap();
+        let err = bins.validate().unwrap_err().to_string();
+        assert!(err.contains("13x13 ab bins"), "{err}");
     }
 
     #[test]

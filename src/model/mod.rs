@@ -217,11 +217,6 @@ impl ModelConfig {
         self.saturation
     }
 
-    /// Bins per ab axis of a head that classifies colour; 0 for one that regresses it.
-    pub fn ab_bins(&self) -> usize {
-        self.effnet().map_or(0, |e| e.ab_bins)
-    }
-
     /// Refuses a config no model can have (a bad head or gain).
     pub fn validate(&self) -> anyhow::Result<()> {
         effnet::check_saturation(self.saturation)?;
@@ -323,27 +318,6 @@ impl Generator {
         match self {
             Generator::Unet(g) => g.forward(l),
             Generator::EffUnet(g) => g.forward(l),
-        }
-    }
-
-    /// [`Self::forward`], and for a head that classifies ab over bins, its logits and the
-    /// number of bins per axis (what the training loss needs).
-    pub fn forward_with_logits(&self, l: Tensor<4>) -> (Tensor<4>, Option<(Tensor<4>, usize)>) {
-        match self {
-            Generator::EffUnet(g) => {
-                let (ab, z) = g.forward_with_logits(l);
-                (ab, z.map(|z| (z, g.ab_bins())))
-            }
-            _ => (self.forward(l), None),
-        }
-    }
-
-    /// Sets the decoding (temperature, rebalancing share) of a head that classifies ab; a no-op
-    /// otherwise.
-    pub fn with_decoding(self, temperature: Option<f64>, rebalance: Option<f64>) -> Generator {
-        match self {
-            Generator::EffUnet(g) => Generator::EffUnet(g.with_decoding(temperature, rebalance)),
-            other => other,
         }
     }
 }

@@ -77,10 +77,6 @@ pub struct Options {
     pub fit: Option<Fit>,
     /// Chroma gain of the GAN's prediction (GAN only; 1 when absent).
     pub saturation: Option<f32>,
-    /// Annealed-mean temperature and class rebalancing of a model that classifies colour over
-    /// bins (GAN only; the model's own when absent).
-    pub temperature: Option<f64>,
-    pub rebalance: Option<f64>,
     pub hints: Option<HintSet>,
     /// Palette preset name, or a palette as JSON (`{"stops": [[0, "#000"], ...]}`).
     pub palette: Option<String>,
@@ -157,20 +153,9 @@ impl Options {
             "palette" => self.palette = Some(value.to_string()),
             "palette_strength" => self.palette_strength = Some(parse_gain(key, value)?),
             "saturation" => self.saturation = Some(parse_gain(key, value)?),
-            "temperature" | "rebalance" => {
-                let v: f64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid {key} '{value}'")))?;
-                *(if key == "temperature" {
-                    &mut self.temperature
-                } else {
-                    &mut self.rebalance
-                }) = Some(v);
-            }
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown option '{other}' (known: model, method, size, fit, saturation, temperature, rebalance, hints, palette, palette_strength, format)"
+                    "unknown option '{other}' (known: model, method, size, fit, saturation, hints, palette, palette_strength, format)"
                 )));
             }
         }
@@ -358,7 +343,6 @@ fn process(app: &App, o: &Options, image: &[u8], reference: Option<&[u8]>) -> Re
                 .map_err(|e| ApiError::bad_request(format!("{e:#}")))?
                 .with_fit(o.fit.unwrap_or_default())
                 .with_saturation(o.saturation.unwrap_or(1.0))
-                .and_then(|c| c.with_decoding(o.temperature, o.rebalance))
                 .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
             let out = colorizer
                 .colorize_image(&img)

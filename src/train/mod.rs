@@ -14,14 +14,13 @@ use anyhow::{Context, Result, bail};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, BadFiles, Batch, Prefetcher, Sample};
 use crate::model::store::ModelSource;
 use crate::model::{Generator, ModelConfig, PatchGan, PatchGanConfig, renumber_params, store};
 use checkpoint::{Checkpoint, TrainState};
-use loss::{ab_cross_entropy, bce_with_logits, chroma_match, l1};
+use loss::{bce_with_logits, chroma_match, l1};
 
 /// Every hyper-parameter of a training run; saved as `RUN_DIR/config.json`.
 #[derive(Config, Debug)]
@@ -99,12 +98,6 @@ pub struct TrainConfig {
     /// greying pull of L1 on colours the network is unsure of (0: off).
     #[config(default = 0.0)]
     pub chroma_weight: f32,
-    /// For a head that classifies colour over bins: weight each pixel's cross-entropy by the
-    /// rarity of its true colour (Zhang, Isola and Efros's class rebalancing, from the prior
-    /// of the training colours), so that rare saturated colours count more than the common
-    /// greyish ones.
-    #[config(default = false)]
-    pub loss_rebalance: bool,
 }
 
 impl TrainConfig {
@@ -193,10 +186,8 @@ pub struct LossSums {
     pub g_l1: f64,
     pub d_real: f64,
     pub d_fake: f64,
-    /// Sums of the cross-entropy of a classifying head and of the weighted colourfulness term
-    /// (absent from checkpoints written before they were logged).
-    #[serde(default)]
-    pub g_ce: f64,
+    /// Sum of the weighted colourfulness term (absent from checkpoints written before it was
+    /// logged).
     #[serde(default)]
     pub g_chroma: f64,
 }
@@ -207,7 +198,6 @@ impl LossSums {
         self.images += images;
         self.g_gan += s.g_gan as f64;
         self.g_l1 += s.g_l1 as f64;
-        self.g_ce += s.g_ce as f64;
         self.g_chroma += s.g_chroma as f64;
         self.d_real += s.d_real as f64;
         self.d_fake += s.d_fake as f64;
@@ -228,16 +218,9 @@ pub struct StepLosses {
     pub g_l1: f32,
     pub d_real: f32,
     pub d_fake: f32,
-    /// Cross-entropy of a classifying head (before lambda; 0 for a regressing one).
-    pub g_ce: f32,
     /// The colourfulness term as added to the loss (`chroma_weight` times the mismatch; 0 off).
     pub g_chroma: f32,
 }
-
-/// Side of the images the colour prior of a classifying head is counted at.
-const PRIOR_SIZE: u32 = 64;
-/// Share of the uniform distribution in the rebalancing weights (Zhang et al.'s lambda).
-pub const REBALANCE_MIX: f64 = 0.5;
 
 /// The two networks and their optimisers.
 pub struct Trainer {
@@ -251,9 +234,6 @@ pub struct Trainer {
     /// Updates of the moving average since it started (for its warm-up).
     pub ema_updates: u64,
     pub device: Device,
-    /// The bins' rebalancing weights for the loss (`loss_rebalance`), made once from the colour
-    /// prior in the generator's config; `None` when off.
-    class_weights: Option<Tensor<1>>,
 }
 
 /// Parameter-id bases so that optimiser state survives a save and reload.
@@ -267,15 +247,7 @@ impl Trainer {
         let g = renumber_params(config.generator.init(&device), G_ID_BASE);
         let d = renumber_params(config.discriminator.init(&device), D_ID_BASE);
         let g_ema = (config.ema_decay > 0.0).then(|| g.valid());
-        let class_weights = config.generator.effnet().and_then(|e| {
-            (config.loss_rebalance && !e.ab_log_weights.is_empty()).then(|| {
-                let w: Vec<f32> = e.ab_log_weights.iter().map(|v| v.exp()).collect();
-                let n = w.len();
-                Tensor::from_data(TensorData::new(w, [n]), &device)
-            })
-        });
         Trainer {
-            class_weights,
             opt_g: config.adam(),
             opt_d: config.adam(),
             g,
@@ -336,13 +308,13 @@ impl Trainer {
     /// updated discriminator (pix2pix's `backward_D`, `backward_G`); in the L1 stage only the G
     /// step, without the adversarial term.
     pub fn step(&mut self, batch: &Batch, adversarial: bool) -> StepLosses {
-        let (fake, logits) = self.g.forward_with_logits(batch.l.clone());
+        let fake = self.g.forward(batch.l.clone());
         let (d_real, d_fake) = if adversarial {
             self.d_step(batch, &fake)
         } else {
             (0.0, 0.0)
         };
-        let losses = self.g_step(batch, fake, logits, adversarial);
+        let losses = self.g_step(batch, fake, adversarial);
         StepLosses {
             d_real,
             d_fake,
@@ -368,27 +340,11 @@ impl Trainer {
     }
 
     /// The G step: with `adversarial`, fool the discriminator (frozen for this step) plus
-    /// lambda times the reconstruction term (seed eq. 20); without, the reconstruction term
-    /// alone. The reconstruction term is L1 on ab, or for a head that classifies ab over bins
-    /// the cross-entropy against the soft-encoded truth (the L1 is still reported). The
-    /// optional mirror and colourfulness terms are added to either.
-    fn g_step(
-        &mut self,
-        batch: &Batch,
-        fake: Tensor<4>,
-        logits: Option<(Tensor<4>, usize)>,
-        adversarial: bool,
-    ) -> StepLosses {
-        let l1_loss = l1(fake.clone(), batch.ab.clone());
-        let g_l1 = l1_loss.clone().into_scalar::<f32>();
-        let (reconstruction, g_ce) = match logits {
-            Some((z, k)) => {
-                let ce = ab_cross_entropy(z, batch.ab.clone(), k, self.class_weights.clone());
-                let value = ce.clone().into_scalar::<f32>();
-                (ce, value)
-            }
-            None => (l1_loss, 0.0),
-        };
+    /// lambda times L1 on ab (seed eq. 20); without, L1 alone. The optional mirror and
+    /// colourfulness terms are added to either.
+    fn g_step(&mut self, batch: &Batch, fake: Tensor<4>, adversarial: bool) -> StepLosses {
+        let reconstruction = l1(fake.clone(), batch.ab.clone());
+        let g_l1 = reconstruction.clone().into_scalar::<f32>();
         let chroma = self.chroma_term(&fake, &batch.ab);
         let g_chroma = chroma.as_ref().map_or(0.0, |t| t.clone().into_scalar::<f32>());
         let (mut loss, g_gan) = if adversarial {
@@ -408,7 +364,6 @@ impl Trainer {
         StepLosses {
             g_gan,
             g_l1,
-            g_ce,
             g_chroma,
             ..Default::default()
         }
@@ -437,16 +392,19 @@ pub struct EpochLog {
     pub val_psnr: f64,
     pub images_per_s: f64,
     pub seconds: f64,
-    pub g_ce: f64,
     pub g_chroma: f64,
 }
 
-const LOG_HEADER: &str = "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds,g_ce,g_chroma";
+const LOG_HEADER: &str = "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds,g_chroma";
+/// The header of logs written while a head could classify colour: `g_ce` (its cross-entropy)
+/// before `g_chroma`.
+const LOG_HEADER_WITH_CE: &str =
+    "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds,g_ce,g_chroma";
 
 impl EpochLog {
     fn csv(&self) -> String {
         format!(
-            "{},{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.3},{:.1},{:.5},{:.5}",
+            "{},{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.3},{:.1},{:.5}",
             self.epoch,
             self.stage,
             self.g_gan,
@@ -457,7 +415,6 @@ impl EpochLog {
             self.val_psnr,
             self.images_per_s,
             self.seconds,
-            self.g_ce,
             self.g_chroma
         )
     }
@@ -472,11 +429,8 @@ fn say(quiet: bool, msg: impl AsRef<str>) {
 /// Trains a model on a folder of colour images; see docs/TRAINING.md for the run directory
 /// layout. Returns the per-epoch log rows written in this call.
 pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device: &Device) -> Result<Vec<EpochLog>> {
-    let mut run = resolve_run(config, paths, opts)?;
+    let run = resolve_run(config, paths, opts)?;
     let data = load_data(&run, opts.quiet)?;
-    if !run.resuming {
-        add_colour_prior(&mut run.config, &data.train_files, opts.quiet);
-    }
     let mut trainer = Trainer::new(run.config.clone(), device);
     let mut state = start(&run, &data, opts, &mut trainer)?;
     let out = &run.paths.out;
@@ -642,20 +596,6 @@ fn load_data(run: &Run, quiet: bool) -> Result<Data> {
     })
 }
 
-/// For a new run of a head that classifies colour over bins: the prior of the training images'
-/// colours over the bins, stored with the generator for class rebalancing.
-fn add_colour_prior(config: &mut TrainConfig, train_files: &[PathBuf], quiet: bool) {
-    if let Some(e) = config.generator.effnet_mut()
-        && e.ab_bins > 0
-        && e.ab_log_weights.is_empty()
-    {
-        let (hist, counted) = ab_prior(train_files, e.ab_bins);
-        e.ab_log_weights = crate::model::effnet::rebalancing_log_weights(&hist, REBALANCE_MIX);
-        let k = e.ab_bins;
-        say(quiet, format!("colour prior over {k}x{k} bins from {counted} images"));
-    }
-}
-
 /// Starts the trainer: from the latest checkpoint when resuming, otherwise from the pretrained
 /// encoder and `--init-from` model given. Returns where the run stands.
 fn start(run: &Run, data: &Data, opts: &TrainOptions, trainer: &mut Trainer) -> Result<TrainState> {
@@ -682,16 +622,8 @@ fn start(run: &Run, data: &Data, opts: &TrainOptions, trainer: &mut Trainer) -> 
         }
         if let Some(m) = &opts.init_from {
             let label = m.to_string();
-            if m.config()?.ab_bins() == config.generator.ab_bins() {
-                trainer.g = store::load_module_bytes(trainer.g.clone(), m.bytes()?, &label, None)?;
-                say(quiet, format!("generator initialised from {m}"));
-            } else {
-                // A different head (ab regression <-> bins): the encoder and decoder are taken,
-                // the head starts afresh.
-                let body = Some(r"^EffUnet\.(encoder|up)\.");
-                trainer.g = store::load_module_bytes(trainer.g.clone(), m.bytes()?, &label, body)?;
-                say(quiet, format!("generator initialised from {m} (all but its head)"));
-            }
+            trainer.g = store::load_module_bytes(trainer.g.clone(), m.bytes()?, &label, None)?;
+            say(quiet, format!("generator initialised from {m}"));
         }
         trainer.reset_ema();
     }
@@ -850,7 +782,6 @@ fn end_epoch(
         val_psnr,
         images_per_s: images as f64 / seconds.max(1e-9),
         seconds,
-        g_ce: sums.mean(sums.g_ce),
         g_chroma: sums.mean(sums.g_chroma),
     };
     append_log(out, &row)?;
@@ -916,26 +847,7 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Soft counts of the training colours over `k` x `k` ab bins, from the images at
-/// [`PRIOR_SIZE`] px, and how many images were counted (those that fail to decode are left out;
-/// training reports them).
-fn ab_prior(files: &[PathBuf], k: usize) -> (Vec<f64>, usize) {
-    files
-        .par_iter()
-        .filter_map(|f| data::load_sample(f, PRIOR_SIZE, data::Augment::NONE).ok())
-        .fold(
-            || (vec![0.0; k * k], 0),
-            |(mut h, n), s| {
-                loss::add_ab_soft_counts(&s.ab, k, &mut h);
-                (h, n + 1)
-            },
-        )
-        .reduce(
-            || (vec![0.0; k * k], 0),
-            |(a, n), (b, m)| (a.iter().zip(&b).map(|(x, y)| x + y).collect(), n + m),
-        )
-}
-
+/// Appends a row to the run's `log.csv`, bringing an older log's header up to date first.
 fn append_log(out: &Path, row: &EpochLog) -> Result<()> {
     let path = out.join("log.csv");
     // A run started before the last columns existed gets the current header (its earlier rows
@@ -943,10 +855,23 @@ fn append_log(out: &Path, row: &EpochLog) -> Result<()> {
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Some(first) = text.lines().next()
         && first != LOG_HEADER
-        && LOG_HEADER.starts_with(first)
     {
-        let rest = &text[first.len()..];
-        crate::imageio::write_bytes_atomic(&path, format!("{LOG_HEADER}{rest}").as_bytes())?;
+        if LOG_HEADER.starts_with(first) {
+            let rest = &text[first.len()..];
+            crate::imageio::write_bytes_atomic(&path, format!("{LOG_HEADER}{rest}").as_bytes())?;
+        } else if first == LOG_HEADER_WITH_CE {
+            // Drop the `g_ce` column (the 11th) from every row.
+            let mut fixed = String::from(LOG_HEADER);
+            for line in text.lines().skip(1) {
+                let mut fields: Vec<&str> = line.split(',').collect();
+                if fields.len() > 10 {
+                    fields.remove(10);
+                }
+                fixed += &format!("\n{}", fields.join(","));
+            }
+            fixed.push('\n');
+            crate::imageio::write_bytes_atomic(&path, fixed.as_bytes())?;
+        }
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -1164,7 +1089,6 @@ mod tests {
             assert_eq!(off.step(&b, adversarial).g_chroma, 0.0);
             let s = on.step(&b, adversarial);
             assert!(s.g_chroma.is_finite() && s.g_chroma > 0.0, "{s:?}");
-            assert_eq!(s.g_ce, 0.0);
         }
     }
 
@@ -1189,7 +1113,6 @@ mod tests {
             val_psnr: 21.0,
             images_per_s: 5.0,
             seconds: 60.0,
-            g_ce: 0.0,
             g_chroma: 2.5,
         };
         append_log(dir.path(), &row).unwrap();
@@ -1198,10 +1121,39 @@ mod tests {
         assert_eq!(lines[0], LOG_HEADER);
         assert_eq!(lines[1], "1,l1,0,0.1,0,0,0.1,20,5,60");
         assert!(
-            lines[2].starts_with("2,gan,") && lines[2].ends_with(",0.00000,2.50000"),
+            lines[2].starts_with("2,gan,") && lines[2].ends_with(",60.0,2.50000"),
             "{}",
             lines[2]
         );
+    }
+
+    /// A log written while heads could classify colour loses its `g_ce` column.
+    #[test]
+    fn a_log_with_the_cross_entropy_column_loses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("log.csv"),
+            format!("{LOG_HEADER_WITH_CE}\n1,l1,0,0.1,0,0,0.1,20,5,60,3.2,1.5\n"),
+        )
+        .unwrap();
+        let row = EpochLog {
+            epoch: 2,
+            stage: "l1",
+            g_gan: 0.0,
+            g_l1: 0.1,
+            d_real: 0.0,
+            d_fake: 0.0,
+            val_l1: 0.1,
+            val_psnr: 21.0,
+            images_per_s: 5.0,
+            seconds: 60.0,
+            g_chroma: 1.5,
+        };
+        append_log(dir.path(), &row).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("log.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], [LOG_HEADER, "1,l1,0,0.1,0,0,0.1,20,5,60,1.5"]);
+        assert_eq!(lines[2].split(',').count(), LOG_HEADER.split(',').count());
     }
 
     #[test]

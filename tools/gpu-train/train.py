@@ -16,7 +16,6 @@ crops are taken on the GPU from images stored pre-resized, and there is no resum
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -145,76 +144,21 @@ class UpBlock(nn.Module):
         return F.relu(self.norm2(self.spatial(h)))
 
 
-def ab_bin_centres(k, device=None):
-    """`[2, k*k]`: bin i*k + j at a = -1 + 2i/(k-1), b = -1 + 2j/(k-1) (network units)."""
-    g = torch.linspace(-1.0, 1.0, k, device=device)
-    a, b = torch.meshgrid(g, g, indexing="ij")
-    return torch.stack([a.reshape(-1), b.reshape(-1)])
-
-
-def annealed_mean(z, k, temperature, offsets=None):
-    """tinct's `effnet::annealed_mean_rebalanced`, in fp32 whatever the autocast."""
-    b, q, h, w = z.shape
-    with torch.autocast(z.device.type, enabled=False):
-        z = z.float()
-        if offsets is not None:
-            z = z + offsets.to(z.device).view(1, q, 1, 1)
-        p = torch.softmax(z / temperature, 1).reshape(b, q, h * w)
-        return torch.einsum("cq,bqn->bcn", ab_bin_centres(k, z.device), p).reshape(b, 2, h, w)
-
-
-def ab_cross_entropy(z, target, k, weights=None):
-    """tinct's `train::loss::ab_cross_entropy`: bilinear soft encoding over the 4 bins around
-    each true colour. With `weights` (`[k*k]`, one per bin), each pixel's term is scaled by the
-    weight of its true colour, interpolated over the same 4 bins: Zhang, Isola and Efros's class
-    rebalancing inside the loss."""
-    top = k - 1
-    t = (target.detach().clamp(-1, 1) + 1) * (top / 2)
-    i0 = t.floor().clamp(0, top - 1)
-    f = t - i0
-    ia, ib, fa, fb = i0[:, 0:1], i0[:, 1:2], f[:, 0:1], f[:, 1:2]
-    base = ia * k + ib
-    idx = torch.cat([base, base + k, base + 1, base + k + 1], 1).round().long()
-    wts = torch.cat([(1 - fa) * (1 - fb), fa * (1 - fb), (1 - fa) * fb, fa * fb], 1)
-    logp = torch.log_softmax(z.float(), 1).gather(1, idx)
-    ce = -(logp * wts).sum(1)
-    if weights is not None:
-        ce = ce * (weights.to(z.device)[idx] * wts).sum(1)
-    return ce.mean()
-
-
-def check_head(ab_bins, temperature, rebalance=0.0):
-    """tinct's `EffUnetConfig::validate` for the values given on the command line."""
-    if ab_bins and not (3 <= ab_bins <= 31 and ab_bins % 2 == 1):
-        sys.exit(f"--ab-bins {ab_bins}: must be odd, 3 to 31 (so that grey is a bin)")
-    if not (0 < temperature <= 10):
-        sys.exit(f"--temperature {temperature}: must be a number in (0, 10]")
-    if not (0 <= rebalance <= 4):
-        sys.exit(f"--rebalance {rebalance}: must be a number in [0, 4]")
-
-
 class EffUnet(nn.Module):
-    def __init__(self, decoder=(128, 64, 48, 32, 16), ab_bins=0, temperature=0.38, offsets=None):
+    def __init__(self, decoder=(128, 64, 48, 32, 16)):
         super().__init__()
-        self.ab_bins, self.temperature, self.offsets = ab_bins, temperature, offsets
         self.encoder = Encoder()
         ups, cin = [], 320
         for i in range(5):
             ups.append(UpBlock(cin + SKIP_CHANNELS[i], decoder[i]))
             cin = decoder[i]
         self.up = nn.ModuleList(ups)
-        self.head = nn.Conv2d(decoder[4], ab_bins * ab_bins if ab_bins else 2, 1)
+        self.head = nn.Conv2d(decoder[4], 2, 1)
         init_pix2pix(self.up)
         init_pix2pix(self.head)
 
     def forward(self, l):
-        return self.forward_with_logits(l)[0]
-
-    def forward_with_logits(self, l):
-        z = self.forward_head(l)
-        if self.ab_bins:
-            return annealed_mean(z, self.ab_bins, self.temperature, self.offsets), z
-        return torch.tanh(z), None
+        return torch.tanh(self.forward_head(l))
 
     def forward_head(self, l):
         stages = self.encoder(l.repeat(1, 3, 1, 1))
@@ -305,27 +249,18 @@ def load_imagenet_encoder(g, path):
     load_into(g.encoder, enc, path)
 
 
-def generator_config(size, ab_bins=0, temperature=0.38, log_weights=()):
-    """tinct's generator config; `log_weights` are the bins' rebalancing weights (kept for
-    `--rebalance` when decoding; rebalancing stays off by default)."""
-    effnet = {"decoder": [128, 64, 48, 32, 16], "ab_bins": ab_bins, "temperature": temperature}
-    if log_weights:
-        effnet.update({"ab_log_weights": list(log_weights), "rebalance": 0.0})
+def generator_config(size):
+    """tinct's generator config."""
+    effnet = {"decoder": [128, 64, 48, 32, 16]}
     return {"generator": {"arch": "effnet-unet", **effnet}, "size": size, "saturation": 1.0}
 
 
-def effnet_part(cfg):
-    """The effnet-unet settings of a tinct generator config: `generator` in the current form,
-    `effnet` in the flat form of older files."""
-    return cfg["generator"] if "generator" in cfg else (cfg.get("effnet") or {})
-
-
-def save_generator(state, path, size, half, ab_bins=0, temperature=0.38, log_weights=()):
+def save_generator(state, path, size, half):
     """A tinct generator file: tensors named as Burn names them, config embedded (tinct reads
     it from the metadata, so no `.json` is written beside it)."""
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
                for k, v in to_tinct(state, GEN_PREFIX).items()}
-    cfg = json.dumps(generator_config(size, ab_bins, temperature, log_weights), indent=2)
+    cfg = json.dumps(generator_config(size), indent=2)
     tmp = path + ".tmp"
     save_file(tensors, tmp, metadata={"tinct.generator": cfg})
     os.replace(tmp, path)
@@ -446,7 +381,6 @@ class Trainer:
         self.ema = {k: v.detach().clone().float() for k, v in g.state_dict().items()
                     if v.is_floating_point()}
         self.ema_updates = 0
-        self.class_weights = None
 
     def update_ema(self):
         decay = min(self.args.ema_decay, (1.0 + self.ema_updates) / (10.0 + self.ema_updates))
@@ -459,22 +393,17 @@ class Trainer:
     def step(self, l, ab, adversarial, chroma_weight):
         a = self.args
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.bf16):
-            fake, z = self.g.forward_with_logits(l)
+            fake = self.g(l)
         fake = fake.float()
         extra = chroma_weight * chroma_match(fake, ab) if chroma_weight > 0 else 0.0
 
-        def reconstruction():
-            l1 = (fake - ab).abs().mean()
-            rec = ab_cross_entropy(z, ab, self.g.ab_bins, self.class_weights) if z is not None else l1
-            return rec, l1
-
         if not adversarial:
-            loss_rec, loss_l1 = reconstruction()
+            loss_l1 = (fake - ab).abs().mean()
             self.opt_g.zero_grad(set_to_none=True)
-            (loss_rec + extra).backward()
+            (loss_l1 + extra).backward()
             self.opt_g.step()
             self.update_ema()
-            return {"g_l1": loss_l1.detach(), "g_rec": loss_rec.detach()}
+            return {"g_l1": loss_l1.detach()}
         real_pair = torch.cat([l, ab], 1)
         fake_pair = torch.cat([l, fake], 1)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.bf16):
@@ -489,9 +418,9 @@ class Trainer:
             loss_g_gan = bce(self.d(fake_pair).float(), 1.0)
         for p in self.d.parameters():
             p.requires_grad_(True)
-        loss_g_rec, loss_g_l1 = reconstruction()
+        loss_g_l1 = (fake - ab).abs().mean()
         self.opt_g.zero_grad(set_to_none=True)
-        (loss_g_gan + a.lambda_l1 * loss_g_rec + extra).backward()
+        (loss_g_gan + a.lambda_l1 * loss_g_l1 + extra).backward()
         self.opt_g.step()
         self.update_ema()
         return {"g_gan": loss_g_gan.detach(), "g_l1": loss_g_l1.detach(),
@@ -499,7 +428,7 @@ class Trainer:
 
 
 def build(args, device):
-    g = EffUnet(ab_bins=args.ab_bins, temperature=args.temperature)
+    g = EffUnet()
     d = PatchGan()
     if args.imagenet:
         load_imagenet_encoder(g, args.imagenet)
@@ -568,16 +497,6 @@ def train(args, device):
     g.train()
     d.train()
     t = Trainer(g, d, args)
-    log_weights = []
-    if args.loss_rebalance:
-        if not args.ab_bins:
-            sys.exit("--loss-rebalance needs --ab-bins")
-        small = F.interpolate(images.float() / 255.0, size=(64, 64), mode="area").cpu()
-        lw = prior_log_weights(small, args.ab_bins)
-        log_weights = [float(v) for v in lw]
-        t.class_weights = lw.exp().float()
-        print(f"[{args.name}] class rebalancing in the loss: weights "
-              f"{float(t.class_weights.min()):.3f}..{float(t.class_weights.max()):.1f}", flush=True)
     batches = Batches(images, args.size, args.batch, args.crop_min, torch.Generator().manual_seed(args.seed))
     os.makedirs(args.out, exist_ok=True)
     snaps = sorted(float(s) for s in args.snapshots.split(",")) if args.snapshots else []
@@ -594,8 +513,7 @@ def train(args, device):
         while snaps and elapsed >= snaps[0]:
             s = snaps.pop(0)
             path = os.path.join(args.out, f"{args.name}-{int(s):04d}s.safetensors")
-            save_generator(t.ema, path, args.gen_size, args.half, args.ab_bins, args.temperature,
-                           log_weights)
+            save_generator(t.ema, path, args.gen_size, args.half)
             print(f"[{args.name}] {elapsed:.0f} s: saved {path} (step {steps}, "
                   f"{seen / images.shape[0]:.1f} epochs)", flush=True)
         if elapsed >= args.seconds:
@@ -629,58 +547,9 @@ def train(args, device):
                   f"{seen / max(elapsed, 1e-9):.0f} images/s, {'GAN' if adversarial else 'L1'}): {means}",
                   flush=True)
             sums, window = {}, 0
-    save_generator(t.ema, os.path.join(args.out, f"{args.name}-final.safetensors"), args.gen_size, args.half,
-                   args.ab_bins, args.temperature, log_weights)
+    save_generator(t.ema, os.path.join(args.out, f"{args.name}-final.safetensors"), args.gen_size, args.half)
     print(f"[{args.name}] done: {seen} images in {time.perf_counter() - start:.0f} s "
           f"({uncounted:.0f} s of first steps not counted)", flush=True)
-
-
-def ab_soft_histogram(ab, k):
-    """Soft (bilinear) counts of ab `[N, 2, H, W]` (network units) over the k x k bins."""
-    top = k - 1
-    t = (ab.clamp(-1, 1) + 1) * (top / 2)
-    i0 = t.floor().clamp(0, top - 1)
-    f = t - i0
-    ia, ib, fa, fb = i0[:, 0], i0[:, 1], f[:, 0], f[:, 1]
-    base = (ia * k + ib).long()
-    h = torch.zeros(k * k, dtype=torch.float64)
-    for idx, w in [(base, (1 - fa) * (1 - fb)), (base + k, fa * (1 - fb)), (base + 1, (1 - fa) * fb),
-                   (base + k + 1, fa * fb)]:
-        h.index_add_(0, idx.flatten(), w.flatten().double())
-    return h
-
-
-def rebalancing_log_weights(hist, mix=0.5):
-    """tinct's `effnet::rebalancing_log_weights`."""
-    p = hist / hist.sum()
-    w = 1.0 / ((1 - mix) * p + mix / p.numel())
-    return (w / (p * w).sum()).log()
-
-
-def prior_log_weights(rgb, k):
-    """Rebalancing weights (logs) of the k x k bins from the colours of `rgb` (`[N, 3, H, W]`,
-    sRGB in [0, 1]; tinct counts its prior at 64 px)."""
-    _, ab = rgb_to_lab(rgb)
-    return rebalancing_log_weights(ab_soft_histogram(ab / AB_SCALE, k))
-
-
-def set_prior(args):
-    """Writes a copy of a classifying model with its bins' rebalancing weights (from the prior
-    of the training colours at 64 px: the same files it was trained on) and decoding defaults."""
-    from safetensors import safe_open
-    from PIL import Image
-    src, dst = args.set_prior
-    with safe_open(src, "pt") as f:
-        cfg = json.loads(f.metadata()["tinct.generator"])
-    k = effnet_part(cfg)["ab_bins"]
-    arr, _ = load_images(args.data, 64, args.holdout_every)
-    lw = prior_log_weights(torch.from_numpy(arr).float() / 255.0, k)
-    effnet_part(cfg).update({"ab_log_weights": [float(v) for v in lw], "rebalance": args.rebalance,
-                          "temperature": args.temperature})
-    tensors = load_file(src)
-    save_file(tensors, dst, metadata={"tinct.generator": json.dumps(cfg, indent=2)})
-    print(f"{dst}: {k}x{k} bins, rebalance {args.rebalance}, temperature {args.temperature}, "
-          f"weights {float(lw.exp().min()):.3f}..{float(lw.exp().max()):.1f} from {arr.shape[0]} images")
 
 
 def average(args):
@@ -735,12 +604,7 @@ def pack(args):
 
 def check(args):
     """Forward pass of a tinct generator file here against tinct's own (forward_dump)."""
-    from safetensors import safe_open
-    with safe_open(args.check[0], "pt") as f:
-        eff = effnet_part(json.loads(f.metadata()["tinct.generator"]))
-    lw, rb = eff.get("ab_log_weights", []), eff.get("rebalance", 0.0)
-    offsets = torch.tensor(lw) * rb if lw and rb else None
-    g = EffUnet(ab_bins=eff.get("ab_bins", 0), temperature=eff.get("temperature", 0.38), offsets=offsets)
+    g = EffUnet()
     load_into(g, from_tinct(load_file(args.check[0]), GEN_PREFIX), args.check[0])
     g.eval()
     size = int(args.check[2])
@@ -751,7 +615,7 @@ def check(args):
     diff = np.abs(y - want).max()
     print(f"max |torch - tinct| = {diff:.2e}")
     if args.check_out:
-        save_generator(g.state_dict(), args.check_out, size, args.half, g.ab_bins, g.temperature)
+        save_generator(g.state_dict(), args.check_out, size, args.half)
     return diff
 
 
@@ -772,11 +636,6 @@ def main():
     p.add_argument("--lambda-l1", type=float, default=100.0)
     p.add_argument("--chroma-weight", type=float, default=0.0)
     p.add_argument("--pretrain-chroma-weight", type=float, default=0.0)
-    p.add_argument("--ab-bins", type=int, default=0,
-                   help="classify ab over a K x K grid (annealed-mean decoding); 0 regresses ab")
-    p.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature")
-    p.add_argument("--loss-rebalance", action="store_true",
-                   help="weight the cross-entropy by the rarity of each true colour (Zhang et al.)")
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--crop-min", type=float, default=0.6)
     p.add_argument("--seconds", type=float, default=60.0)
@@ -796,25 +655,17 @@ def main():
     p.add_argument("--bench-steps", type=int, default=20)
     p.add_argument("--bench-warmup", type=int, default=5)
     p.add_argument("--check", nargs=4, metavar=("MODEL", "IN", "SIZE", "OUT"))
-    p.add_argument("--set-prior", nargs=2, metavar=("MODEL", "OUT"),
-                   help="write MODEL with its bins' rebalancing weights from --data")
-    p.add_argument("--rebalance", type=float, default=0.0,
-                   help="with --set-prior: the decoding's share of rebalancing (as tinct train, 0 by default)")
     p.add_argument("--pack", metavar="DIR",
                    help="write --data (256 px JPEGs) and the --imagenet encoder (fp16) into DIR for clean.sh")
     p.add_argument("--average", nargs="+", metavar="OUT FILE",
                    help="write OUT, the weight-by-weight mean of the generator files, and stop")
     p.add_argument("--check-out", help="with --check: write the model back through this script")
     args = p.parse_args()
-    check_head(args.ab_bins, args.temperature, args.rebalance)
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     if args.check:
         check(args)
-        return
-    if args.set_prior:
-        set_prior(args)
         return
     if args.average:
         average(args)
