@@ -82,18 +82,21 @@ impl MethodSummary {
     }
 
     /// The standard errors, formatted as [`Self::cells`] (no image count).
-    fn error_cells(&self) -> [String; 7] {
-        format_cells(String::new(), &self.standard_error)
+    fn error_cells(&self) -> [String; 8] {
+        // The cast's size has no simple standard error; its components' are in the JSON.
+        let mut c = format_cells(String::new(), &self.standard_error);
+        c[7] = String::new();
+        c
     }
 
     /// The image count and the mean metrics, formatted, in table order (shared by the text
     /// and HTML tables).
-    fn cells(&self) -> [String; 7] {
+    fn cells(&self) -> [String; 8] {
         format_cells(self.mean.images.to_string(), &self.mean)
     }
 }
 
-fn format_cells(first: String, m: &Metrics) -> [String; 7] {
+fn format_cells(first: String, m: &Metrics) -> [String; 8] {
     [
         first,
         format!("{:.2}", m.psnr),
@@ -102,12 +105,13 @@ fn format_cells(first: String, m: &Metrics) -> [String; 7] {
         format!("{:.3}", m.ab_auc),
         format!("{:.1}", m.colourfulness),
         format!("{:.1}", m.colourfulness_truth),
+        format!("{:.2}", m.cast()),
     ]
 }
 
 impl Report {
     pub fn summary_table(&self) -> String {
-        const WIDTHS: [usize; 7] = [6, 7, 6, 7, 6, 8, 8];
+        const WIDTHS: [usize; 8] = [6, 7, 6, 7, 6, 8, 8, 6];
         let row = |first: &str, cells: &[String]| {
             let mut line = format!("{first:<28}");
             for (c, w) in cells.iter().zip(WIDTHS) {
@@ -115,7 +119,7 @@ impl Report {
             }
             line + "\n"
         };
-        let header = ["images", "PSNR", "SSIM", "dE2000", "AuC", "CF", "CF truth"].map(String::from);
+        let header = ["images", "PSNR", "SSIM", "dE2000", "AuC", "CF", "CF truth", "cast"].map(String::from);
         let mut s = row("method", &header);
         for m in &self.summary {
             s += &row(&m.method, &m.cells());
@@ -498,7 +502,7 @@ td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head>
         "<h1>tinct eval</h1><p>Ground truth: {}</p>",
         html_escape(&report.truth_dir)
     );
-    h += "<table><tr><th>method</th><th>images</th><th>PSNR (dB)</th><th>SSIM</th><th>ΔE2000</th><th>AuC</th><th>colourfulness</th><th>truth colourfulness</th><th>s/image</th></tr>";
+    h += "<table><tr><th>method</th><th>images</th><th>PSNR (dB)</th><th>SSIM</th><th>ΔE2000</th><th>AuC</th><th>colourfulness</th><th>truth colourfulness</th><th>cast</th><th>s/image</th></tr>";
     for m in &report.summary {
         h += &format!("<tr><td>{}</td>", html_escape(&m.method));
         for c in m.cells() {
@@ -507,7 +511,7 @@ td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head>
         h += &format!("<td>{:.3}</td></tr>", m.seconds_per_image);
     }
     h += "</table><p>PSNR and SSIM on 8-bit RGB (PSNR capped at 100 dB for identical images); ΔE2000 is the mean over pixels; \
-AuC is the area under the cumulative ab-error curve for thresholds 0..150 (Zhang et al. 2016); colourfulness is Hasler and Süsstrunk's M.</p>";
+AuC is the area under the cumulative ab-error curve for thresholds 0..150 (Zhang et al. 2016); colourfulness is Hasler and Süsstrunk's M; cast is the size of the mean over images of the output's mean (a*, b*) minus the truth's.</p>";
     for (name, grid) in grids {
         h += &format!(
             "<h2>{}: best and worst by ΔE2000</h2><p>columns: each method in table order (gray first), then the truth</p><img src=\"{}\">",

@@ -75,6 +75,31 @@ pub struct Metrics {
     pub colourfulness_truth: f64,
     /// Area under the cumulative ab-error curve, in [0, 1].
     pub ab_auc: f64,
+    /// Colour cast: the prediction's mean a\* over its pixels minus the truth's. Its mean over
+    /// a set says whether a method tints everything one way (a sepia look is a positive a and
+    /// b); see [`Metrics::cast`].
+    #[serde(default)]
+    pub cast_a: f64,
+    /// The same for b\*.
+    #[serde(default)]
+    pub cast_b: f64,
+}
+
+impl Metrics {
+    /// Size of the colour cast, `|(cast_a, cast_b)|` in a\*b\* units: of a mean over a set,
+    /// the set-wide cast.
+    pub fn cast(&self) -> f64 {
+        self.cast_a.hypot(self.cast_b)
+    }
+}
+
+/// Mean a\* and b\* of L\*a\*b\* pixels.
+fn mean_ab(lab: &[[f32; 3]]) -> (f64, f64) {
+    let (a, b) = lab
+        .iter()
+        .fold((0.0f64, 0.0f64), |(a, b), p| (a + p[1] as f64, b + p[2] as f64));
+    let n = lab.len().max(1) as f64;
+    (a / n, b / n)
 }
 
 fn check_sizes(pred: &RgbImage, truth: &RgbImage) -> Result<(), MetricsError> {
@@ -118,6 +143,8 @@ pub fn compare(pred: &RgbImage, truth: &RgbImage) -> Result<Metrics, MetricsErro
         colourfulness: cf,
         colourfulness_truth: cf_t,
         ab_auc: ab_auc_lab(&lab_p, &lab_t),
+        cast_a: mean_ab(&lab_p).0 - mean_ab(&lab_t).0,
+        cast_b: mean_ab(&lab_p).1 - mean_ab(&lab_t).1,
     })
 }
 
@@ -148,6 +175,8 @@ impl Metrics {
             colourfulness: stat(|m| m.colourfulness),
             colourfulness_truth: stat(|m| m.colourfulness_truth),
             ab_auc: stat(|m| m.ab_auc),
+            cast_a: stat(|m| m.cast_a),
+            cast_b: stat(|m| m.cast_b),
         }
     }
 }
@@ -596,6 +625,31 @@ mod tests {
         assert!((ciede2000([45.0, 0.0, 0.0], [55.0, 0.0, 0.0]) - 10.0).abs() < 1e-5);
     }
 
+    /// The cast of a prediction is its mean a* and b* minus the truth's: gray against half
+    /// orange, half blue is minus the mean of the two colours' (a*, b*), from the plain
+    /// conversion; a prediction equal to the truth has none.
+    #[test]
+    fn the_cast_is_the_mean_ab_difference() {
+        let (orange, blue) = ([230u8, 140, 40], [40u8, 90, 200]);
+        let truth = RgbImage::from_fn(8, 4, |x, _| Rgb(if x < 4 { orange } else { blue }));
+        let gray = RgbImage::from_pixel(8, 4, Rgb([128, 128, 128]));
+        let m = compare(&gray, &truth).unwrap();
+        let (lo, lb, lg) = (
+            crate::color::rgb8_to_lab(orange),
+            crate::color::rgb8_to_lab(blue),
+            crate::color::rgb8_to_lab([128, 128, 128]),
+        );
+        let want_a = lg[1] as f64 - (lo[1] as f64 + lb[1] as f64) / 2.0;
+        let want_b = lg[2] as f64 - (lo[2] as f64 + lb[2] as f64) / 2.0;
+        assert!(
+            (m.cast_a - want_a).abs() < 1e-3 && (m.cast_b - want_b).abs() < 1e-3,
+            "{m:?}"
+        );
+        assert!(lg[1].abs() < 0.01 && lg[2].abs() < 0.01, "sRGB gray is neutral: {lg:?}");
+        let same = compare(&truth, &truth).unwrap();
+        assert_eq!((same.cast_a, same.cast_b, same.cast()), (0.0, 0.0, 0.0));
+    }
+
     fn noise_image(w: u32, h: u32, seed: u32) -> RgbImage {
         let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
         RgbImage::from_fn(w, h, |_, _| {
@@ -776,6 +830,8 @@ mod tests {
             colourfulness: 10.0,
             colourfulness_truth: 20.0,
             ab_auc: 0.8,
+            cast_a: 4.0,
+            cast_b: -1.0,
         };
         let m2 = Metrics {
             images: 3,
@@ -785,6 +841,8 @@ mod tests {
             colourfulness: 30.0,
             colourfulness_truth: 40.0,
             ab_auc: 0.4,
+            cast_a: 0.0,
+            cast_b: 3.0,
         };
         let m = mean_metrics(&[m1, m2]);
         assert_eq!(m.images, 4);
@@ -794,6 +852,8 @@ mod tests {
         assert!((m.colourfulness - 25.0).abs() < 1e-12);
         assert!((m.colourfulness_truth - 35.0).abs() < 1e-12);
         assert!((m.ab_auc - 0.5).abs() < 1e-12);
+        assert!((m.cast_a - 1.0).abs() < 1e-12 && (m.cast_b - 2.0).abs() < 1e-12);
+        assert!((m.cast() - 5f64.sqrt()).abs() < 1e-12);
         assert_eq!(mean_metrics(&[]), Metrics::default());
     }
 }
