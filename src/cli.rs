@@ -416,9 +416,9 @@ pub struct VideoArgs {
     /// Mean change of L* (over the frame) from the key frame that makes a new key frame.
     #[arg(long, default_value_t = crate::video::KeyframeParams::default().max_dl, value_name = "L")]
     pub key_dl: f32,
-    /// x264 quality (lower is better).
-    #[arg(long, default_value_t = 17)]
-    pub crf: u8,
+    /// x264 quality, 0 to 51 (lower is better) [default: 17 for a file, 23 for a live source].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=51))]
+    pub crf: Option<u8>,
     /// x264 preset: slower ones write smaller files at the same quality (veryfast, faster,
     /// fast, medium, slow...).
     #[arg(long, default_value = "veryfast")]
@@ -828,7 +828,7 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
             max_dl: a.key_dl,
         },
         batch_size: a.batch_size,
-        crf: a.crf,
+        crf: a.crf.unwrap_or(VideoOptions::default().crf),
         preset: a.preset.clone(),
         max_frames: a.max_frames,
         overwrite: a.force,
@@ -967,6 +967,8 @@ fn live(a: &VideoArgs, source: Option<crate::video::LiveSource>, device: &burn::
         },
         max_frames: a.max_frames,
         overwrite: a.force,
+        crf: a.crf.unwrap_or(LiveOptions::default().crf),
+        preset: a.preset.clone(),
         ..LiveOptions::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
