@@ -109,6 +109,9 @@ mod tests {
             (2, 183, 5, 2, [1, 1, 2, 2]),
             // Padding wider than anything the kernel reads (the output sees only zeros).
             (2, 1, 2, 3, [3, 3, 0, 0]),
+            // A 5x5 kernel on a 1x1 plane, as in EfficientNet's deepest stages at 32 px: most
+            // taps lie wholly in the padding.
+            (2, 1, 5, 1, [2, 2, 2, 2]),
         ] {
             let mut layer = conv(c, c, k, s, c, pad, &device);
             layer.weight = layer.weight.clone().set_require_grad(true);

@@ -77,6 +77,9 @@ impl Depthwise {
         } else {
             (size_in + p - off).div_ceil(s)
         };
+        // A tap that lies wholly in the padding of a small plane reads nothing: an empty range
+        // within the output, never one that starts past its end.
+        let start = start.min(size_out);
         (start, end.min(size_out).max(start))
     }
 }
@@ -154,6 +157,9 @@ fn x_grad_plane(dw: &Depthwise, w: &[f32], g: &[f32], c: usize, dx: &mut [f32]) 
         let (h0, h1) = dw.valid(0, u);
         for v in 0..dw.k_w {
             let (w0, w1) = dw.valid(1, v);
+            if w1 <= w0 {
+                continue;
+            }
             let wt = w[c * taps + u * dw.k_w + v];
             for oh in h0..h1 {
                 let ih = oh * dw.stride[0] + u * dw.dilation[0] - dw.pad[0];
