@@ -557,7 +557,7 @@ impl EffUnet {
     }
 
     /// The head's raw output: ab before tanh.
-    pub fn forward_head(&self, l: Tensor<4>) -> Tensor<4> {
+    fn forward_head(&self, l: Tensor<4>) -> Tensor<4> {
         // A folded model's stem takes L directly (see `fold_batch_norms`).
         let x = if self.encoder.conv_stem.weight.dims()[1] == 1 {
             l.clone()

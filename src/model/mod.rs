@@ -197,21 +197,6 @@ impl ModelConfig {
         self.generator.arch()
     }
 
-    /// The `effnet-unet` generator's config, if it is one.
-    pub fn effnet(&self) -> Option<&EffUnetConfig> {
-        match &self.generator {
-            GeneratorConfig::EffnetUnet(e) => Some(e),
-            GeneratorConfig::Unet256(_) => None,
-        }
-    }
-
-    pub fn effnet_mut(&mut self) -> Option<&mut EffUnetConfig> {
-        match &mut self.generator {
-            GeneratorConfig::EffnetUnet(e) => Some(e),
-            GeneratorConfig::Unet256(_) => None,
-        }
-    }
-
     /// The model's own chroma gain.
     pub fn saturation(&self) -> f32 {
         self.saturation

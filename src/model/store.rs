@@ -31,27 +31,20 @@ pub fn save_module<M: Module>(module: &M, path: &Path, metadata: &[(&str, String
 /// Files stored in half precision (see [`export_generator`]) are widened to f32 on load.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    load_module_bytes(module, bytes, &path.display().to_string(), None)
+    load_module_bytes(module, bytes, &path.display().to_string())
 }
 
-/// [`load_module`] from a safetensors file's bytes; `label` names them in errors. With a
-/// `pattern` only the tensors whose path matches it are loaded (the others keep their values):
-/// e.g. a new head on a trained body.
-pub fn load_module_bytes<M: Module>(mut module: M, bytes: Vec<u8>, label: &str, pattern: Option<&str>) -> Result<M> {
+/// [`load_module`] from a safetensors file's bytes; `label` names them in errors.
+pub fn load_module_bytes<M: Module>(module: M, bytes: Vec<u8>, label: &str) -> Result<M> {
     let bytes = convert_floats(&bytes, safetensors::Dtype::F32, None)
         .map_err(|e| anyhow!("{label}: not a safetensors file ({e})"))?
         .unwrap_or(bytes);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    if let Some(p) = pattern {
-        store = store.with_regex(p).allow_partial(true);
-    }
+    let mut module = module;
     let result = module
         .load_from(&mut store)
         .map_err(|e| anyhow!("{label}: cannot load weights: {e}"))?;
-    if pattern.is_some() && result.applied.is_empty() {
-        bail!("{label}: no tensor matches {}", pattern.unwrap_or_default());
-    }
-    if !result.errors.is_empty() || (pattern.is_none() && !result.missing.is_empty()) {
+    if !result.errors.is_empty() || !result.missing.is_empty() {
         bail!(
             "{label}: weights do not match the network ({} errors, {} missing tensors{})",
             result.errors.len(),
@@ -145,7 +138,7 @@ impl ModelSource {
             bail!("{}: no trained generator here", p.display());
         }
         let config = self.config()?;
-        let g = load_module_bytes(config.init(device), self.bytes()?, &self.to_string(), None)?;
+        let g = load_module_bytes(config.init(device), self.bytes()?, &self.to_string())?;
         Ok((g, config))
     }
 }

@@ -622,7 +622,7 @@ fn start(run: &Run, data: &Data, opts: &TrainOptions, trainer: &mut Trainer) -> 
         }
         if let Some(m) = &opts.init_from {
             let label = m.to_string();
-            trainer.g = store::load_module_bytes(trainer.g.clone(), m.bytes()?, &label, None)?;
+            trainer.g = store::load_module_bytes(trainer.g.clone(), m.bytes()?, &label)?;
             say(quiet, format!("generator initialised from {m}"));
         }
         trainer.reset_ema();
@@ -817,6 +817,7 @@ fn end_epoch(
 }
 
 fn validate_config(c: &TrainConfig) -> Result<()> {
+    c.generator.validate()?;
     c.generator.check_size(c.size())?;
     // The PatchGAN halves the image n_layers times, then two 4x4 convolutions each take a
     // pixel off: it needs at least 3 pixels after the halvings to score one patch.
@@ -1154,6 +1155,20 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[..2], [LOG_HEADER, "1,l1,0,0.1,0,0,0.1,20,5,60,1.5"]);
         assert_eq!(lines[2].split(',').count(), LOG_HEADER.split(',').count());
+    }
+
+    /// A run saved with a head that classified colour is refused by name before anything is
+    /// written, so that resuming it fails at once.
+    #[test]
+    fn a_run_with_a_classifying_head_is_refused() {
+        let c = TrainConfig::new(ModelConfig::effnet_unet(64), PatchGanConfig::new());
+        assert!(validate_config(&c).is_ok());
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"decoder\":["), "{json}");
+        let old = json.replacen("\"decoder\":[", "\"ab_bins\":13,\"decoder\":[", 1);
+        let saved: TrainConfig = serde_json::from_str(&old).unwrap();
+        let err = validate_config(&saved).unwrap_err().to_string();
+        assert!(err.contains("13x13 ab bins"), "{err}");
     }
 
     #[test]

@@ -434,11 +434,6 @@ def build(args, device):
         load_imagenet_encoder(g, args.imagenet)
     if args.init_g:
         t = from_tinct(load_file(args.init_g), GEN_PREFIX)
-        own = g.state_dict()
-        fresh = [k for k in t if k in own and t[k].shape != own[k].shape]
-        if fresh:  # a new head (regression -> bins): keep its fresh initialisation
-            print(f"{args.init_g}: not loading {fresh} (shape differs)", flush=True)
-            t.update({k: own[k] for k in fresh})
         load_into(g, t, args.init_g)
     if args.init_d:
         load_into(d, from_tinct(load_file(args.init_d)), args.init_d)
