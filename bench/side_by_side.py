@@ -44,27 +44,32 @@ def twin():
     return mod
 
 
-def run_tinct(tinct, args):
-    with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        subprocess.run([tinct, "bench", *args, "--json", f.name], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return json.load(open(f.name))
+def run_tinct(tinct, threads, args):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "bench.json")
+        r = subprocess.run([tinct, "bench", *args, "--json", path], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            sys.exit(f"side_by_side: tinct bench {' '.join(args)} failed:\n{r.stderr}")
+        with open(path) as f:
+            return json.load(f)
 
 
-def tinct_side(tinct, row, steps, runs):
+def tinct_side(tinct, row, steps, runs, threads):
     if row in ("l1-128", "gan-128"):
         extra = ["--l1-only"] if row == "l1-128" else []
-        r = run_tinct(tinct, ["--arch", "effnet-unet", "--size", "128", "--batch", "16",
+        r = run_tinct(tinct, threads, ["--arch", "effnet-unet", "--size", "128", "--batch", "16",
                               "--steps", str(steps), "--runs", "1", *extra])
         return r["train_images_per_s"]
     if row == "unet256":
-        r = run_tinct(tinct, ["--arch", "unet256", "--size", "256", "--batch", "8",
+        r = run_tinct(tinct, threads, ["--arch", "unet256", "--size", "256", "--batch", "8",
                               "--steps", str(max(2, steps // 2)), "--runs", "1"])
         return r["train_images_per_s"]
     if row == "infer-photo":
-        return run_tinct(tinct, ["--arch", "effnet-unet", "--no-train", "--model", "photo",
+        return run_tinct(tinct, threads, ["--arch", "effnet-unet", "--no-train", "--model", "photo",
                                  "--runs", str(runs)])["generator_ms"]
-    return run_tinct(tinct, ["--arch", "unet256", "--no-train", "--runs", str(max(3, runs // 3))])["generator_ms"]
+    return run_tinct(tinct, threads, ["--arch", "unet256", "--no-train", "--runs", str(max(3, runs // 3))])["generator_ms"]
 
 
 class Torch:
@@ -76,16 +81,18 @@ class Torch:
         self.torch, self.threads, self.t = torch, threads, twin()
         self.photo, self.imagenet = photo, imagenet
         self.ort = None
+        self.reference_round = None
 
     def args(self):
         import types
-        return types.SimpleNamespace(ab_bins=0, temperature=0.38, imagenet=self.imagenet, init_g=None,
-                                     init_d=None, lr=2e-4, ema_decay=0.999, bf16=False, lambda_l1=100.0)
+        return types.SimpleNamespace(imagenet=self.imagenet, init_g=None, init_d=None, lr=2e-4,
+                                     ema_decay=0.0, bf16=False, lambda_l1=100.0)
 
     def train(self, adversarial, steps):
         torch, t = self.torch, self.t
         g, d = t.build(self.args(), "cpu")
         trainer = t.Trainer(g, d, self.args())
+        trainer.update_ema = lambda: None  # tinct bench keeps no moving average either
         gen = torch.Generator().manual_seed(0)
         l = (torch.rand(16, 1, 128, 128, generator=gen) * 2 - 1).contiguous(memory_format=torch.channels_last)
         ab = (torch.rand(16, 2, 128, 128, generator=gen) * 0.6 - 0.3).contiguous(memory_format=torch.channels_last)
@@ -104,7 +111,7 @@ class Torch:
     def infer(self, runs):
         torch = self.torch
         g = self.photo_net().to(memory_format=torch.channels_last)
-        x = torch.rand(1, 1, 256, 256)
+        x = torch.rand(1, 1, 256, 256) * 2 - 1
         with torch.no_grad():
             g(x)
             t0 = time.perf_counter()
@@ -116,45 +123,52 @@ class Torch:
         import numpy as np
         import onnxruntime as ort
         if self.ort is None:
-            path = os.path.join(tempfile.mkdtemp(), "photo.onnx")
             g = self.photo_net()
-            self.torch.onnx.export(g, (self.torch.rand(1, 1, 256, 256),), path, input_names=["l"],
-                                   output_names=["ab"], dynamo=False)
             so = ort.SessionOptions()
             so.intra_op_num_threads, so.inter_op_num_threads = self.threads, 1
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self.ort = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "photo.onnx")
+                self.torch.onnx.export(g, (self.torch.rand(1, 1, 256, 256) * 2 - 1,), path,
+                                       input_names=["l"], output_names=["ab"], dynamo=False)
+                self.ort = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
             x = np.random.default_rng(1).random((1, 1, 256, 256), dtype=np.float32) * 2 - 1
             with self.torch.no_grad():
                 want = g(self.torch.from_numpy(x)).numpy()
             diff = float(np.abs(self.ort.run(None, {"l": x})[0] - want).max())
             if diff > 1e-3:
                 sys.exit(f"side_by_side: the ONNX export differs from the twin by {diff:.2e}")
-        x = np.random.default_rng(0).random((1, 1, 256, 256), dtype=np.float32)
+        x = np.random.default_rng(0).random((1, 1, 256, 256), dtype=np.float32) * 2 - 1
         self.ort.run(None, {"l": x})
         t0 = time.perf_counter()
         for _ in range(runs):
             self.ort.run(None, {"l": x})
         return (time.perf_counter() - t0) / runs * 1000
 
-    def reference(self, train):
-        """../shared/bench/pix2pix_ref.py, the seed's unet256 and PatchGAN, in its own process."""
-        ref = os.path.join(SHARED, "bench/pix2pix_ref.py")
-        out = subprocess.run([sys.executable, ref, "--size", "256", "--batch", "8", "--steps", "4",
-                              "--threads", str(self.threads)], check=True, capture_output=True, text=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+    def reference(self, train, round_):
+        """../shared/bench/pix2pix_ref.py, the seed's unet256 and PatchGAN, in its own process;
+        one run per round gives both of its rows."""
+        if self.reference_round != round_:
+            ref = os.path.join(SHARED, "bench/pix2pix_ref.py")
+            out = subprocess.run([sys.executable, ref, "--size", "256", "--batch", "8", "--steps", "4",
+                                  "--threads", str(self.threads)], capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"side_by_side: {ref} failed:\n{out.stderr}")
+            self.reference_result = json.loads(out.stdout.strip().splitlines()[-1])
+            self.reference_round = round_
+        r = self.reference_result
         return r["train_images_per_s"] if train else r["g_infer_ms"]
 
-    def sides(self, row, steps, runs):
+    def sides(self, row, steps, runs, round_):
         if row == "l1-128":
             return {"PyTorch": self.train(False, steps)}
         if row == "gan-128":
             return {"PyTorch": self.train(True, steps)}
         if row == "unet256":
-            return {"PyTorch": self.reference(True)}
+            return {"PyTorch": self.reference(True, round_)}
         if row == "infer-photo":
             return {"PyTorch": self.infer(runs), "ONNX Runtime": self.onnx(runs)}
-        return {"PyTorch": self.reference(False)}
+        return {"PyTorch": self.reference(False, round_)}
 
 
 def main():
@@ -167,7 +181,7 @@ def main():
     p.add_argument("--runs", type=int, default=30, help="timed inference runs per measurement")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--photo", default=os.path.join(ROOT, "models/photo.safetensors"))
-    p.add_argument("--imagenet", default=os.path.join(SHARED, "weights/efficientnet-lite0.safetensors"))
+    p.add_argument("--imagenet", default=os.path.join(ROOT, "weights/efficientnet-lite0.safetensors"))
     p.add_argument("--json", help="write every measurement here")
     a = p.parse_args()
     warnings.filterwarnings("ignore")  # the ONNX exporter's notes on constant folding
@@ -186,10 +200,10 @@ def main():
     for r in range(a.rounds):
         for row in a.rows:
             def ours():
-                results[row].setdefault("tinct", []).append(tinct_side(a.tinct, row, a.steps, a.runs))
+                results[row].setdefault("tinct", []).append(tinct_side(a.tinct, row, a.steps, a.runs, a.threads))
 
             def theirs():
-                for k, v in torch_side.sides(row, a.steps, a.runs).items():
+                for k, v in torch_side.sides(row, a.steps, a.runs, r).items():
                     results[row].setdefault(k, []).append(v)
             for f in ((ours, theirs) if r % 2 == 0 else (theirs, ours)):
                 f()
