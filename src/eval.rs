@@ -1,5 +1,5 @@
 //! `tinct eval`: scores methods against ground truth (PSNR, SSIM, CIEDE2000, colourfulness,
-//! ab-error AuC) and writes `report.json` and a self-contained `report.html` with the table
+//! ab-error AuC, colour cast) and writes `report.json` and a self-contained `report.html` with the table
 //! and the best and worst images per method.
 
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@
 //! | mean CIEDE2000 colour difference | [`mean_ciede2000`] | >= 0 | lower |
 //! | Hasler–Süsstrunk colourfulness of one image | [`colourfulness`] | >= 0 | (descriptive) |
 //! | AuC of the cumulative ab-error curve, thresholds 0..=150 (Zhang et al. 2016) | [`ab_auc`] | [0, 1] | higher |
+//! | colour cast: mean a\*, b\* of the prediction minus the truth's | [`Metrics::cast`] | >= 0 | lower |
 //!
 //! L*a*b* values come from [`crate::color::rgb8_to_lab`] (sRGB, D65).
 
@@ -135,6 +136,7 @@ pub fn compare(pred: &RgbImage, truth: &RgbImage) -> Result<Metrics, MetricsErro
             )
         },
     );
+    let (mean_p, mean_t) = (mean_ab(&lab_p), mean_ab(&lab_t));
     Ok(Metrics {
         images: 1,
         psnr,
@@ -143,8 +145,8 @@ pub fn compare(pred: &RgbImage, truth: &RgbImage) -> Result<Metrics, MetricsErro
         colourfulness: cf,
         colourfulness_truth: cf_t,
         ab_auc: ab_auc_lab(&lab_p, &lab_t),
-        cast_a: mean_ab(&lab_p).0 - mean_ab(&lab_t).0,
-        cast_b: mean_ab(&lab_p).1 - mean_ab(&lab_t).1,
+        cast_a: mean_p.0 - mean_t.0,
+        cast_b: mean_p.1 - mean_t.1,
     })
 }
 
