@@ -126,6 +126,12 @@ pub struct TrainArgs {
     /// grey [default: 0, off; with --resume, the run's own].
     #[arg(long)]
     pub chroma_weight: Option<f32>,
+    /// Perceptual term: compare the output with the truth in the features of the frozen
+    /// ImageNet encoder, as sRGB, with this weight, so that uncertain colours go to a plausible
+    /// colour rather than to the brown between them [default: 0, off; with --resume, the
+    /// run's own].
+    #[arg(long)]
+    pub perceptual_weight: Option<f32>,
     /// Generator filters at the outermost level (pix2pix ngf).
     #[arg(long, default_value_t = 64)]
     pub ngf: usize,
@@ -575,6 +581,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     for (flag, w) in [
         ("--mirror-weight", a.mirror_weight),
         ("--chroma-weight", a.chroma_weight),
+        ("--perceptual-weight", a.perceptual_weight),
     ] {
         if let Some(w) = w
             && !(w >= 0.0 && w.is_finite())
@@ -593,6 +600,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
         crop_min: a.crop_min,
         mirror_weight: a.mirror_weight,
         chroma_weight: a.chroma_weight,
+        perceptual_weight: a.perceptual_weight,
         size: a.size,
     };
     let mut config = TrainConfig::new(generator, PatchGanConfig::new().with_ndf(a.ndf))

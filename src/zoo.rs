@@ -95,7 +95,7 @@ pub const ENCODER_WEIGHTS: &str = "efficientnet-lite0.safetensors";
 
 /// The ImageNet EfficientNet-Lite0 encoder weights (stem and stages, f16), from
 /// `weights/` in the source tree.
-static ENCODER: Embedded = Embedded {
+pub static ENCODER: Embedded = Embedded {
     name: "efficientnet-lite0",
     weights: include_bytes!("../weights/efficientnet-lite0.safetensors"),
     config: "",

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod loss;
+pub mod perceptual;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::model::store::ModelSource;
 use crate::model::{Generator, ModelConfig, PatchGan, PatchGanConfig, renumber_params, store};
 use checkpoint::{Checkpoint, TrainState};
 use loss::{bce_with_logits, chroma_match, l1};
+use perceptual::Perceptual;
 
 /// Every hyper-parameter of a training run; saved as `RUN_DIR/config.json`.
 #[derive(Config, Debug)]
@@ -98,6 +100,11 @@ pub struct TrainConfig {
     /// greying pull of L1 on colours the network is unsure of (0: off).
     #[config(default = 0.0)]
     pub chroma_weight: f32,
+    /// Weight of the perceptual term ([`perceptual::Perceptual`]): the mean absolute
+    /// difference between the output's and the truth's features in the frozen ImageNet
+    /// encoder, both as sRGB (0: off).
+    #[config(default = 0.0)]
+    pub perceptual_weight: f32,
 }
 
 impl TrainConfig {
@@ -153,6 +160,7 @@ pub struct Schedule {
     pub crop_min: Option<f32>,
     pub mirror_weight: Option<f32>,
     pub chroma_weight: Option<f32>,
+    pub perceptual_weight: Option<f32>,
     /// A new training size (e.g. a higher resolution late in training; the networks are
     /// fully convolutional).
     pub size: Option<usize>,
@@ -172,6 +180,7 @@ impl Schedule {
         c.crop_min = self.crop_min.unwrap_or(c.crop_min);
         c.mirror_weight = self.mirror_weight.unwrap_or(c.mirror_weight);
         c.chroma_weight = self.chroma_weight.unwrap_or(c.chroma_weight);
+        c.perceptual_weight = self.perceptual_weight.unwrap_or(c.perceptual_weight);
         c.generator.size = self.size.unwrap_or(c.generator.size);
         before != format!("{c:?}")
     }
@@ -190,6 +199,9 @@ pub struct LossSums {
     /// logged).
     #[serde(default)]
     pub g_chroma: f64,
+    /// Sum of the weighted perceptual term.
+    #[serde(default)]
+    pub g_percept: f64,
 }
 
 impl LossSums {
@@ -199,6 +211,7 @@ impl LossSums {
         self.g_gan += s.g_gan as f64;
         self.g_l1 += s.g_l1 as f64;
         self.g_chroma += s.g_chroma as f64;
+        self.g_percept += s.g_percept as f64;
         self.d_real += s.d_real as f64;
         self.d_fake += s.d_fake as f64;
     }
@@ -220,6 +233,8 @@ pub struct StepLosses {
     pub d_fake: f32,
     /// The colourfulness term as added to the loss (`chroma_weight` times the mismatch; 0 off).
     pub g_chroma: f32,
+    /// The perceptual term as added to the loss (`perceptual_weight` times the distance; 0 off).
+    pub g_percept: f32,
 }
 
 /// The two networks and their optimisers.
@@ -233,6 +248,8 @@ pub struct Trainer {
     pub g_ema: Option<Generator>,
     /// Updates of the moving average since it started (for its warm-up).
     pub ema_updates: u64,
+    /// The frozen feature network of the perceptual term, when `perceptual_weight > 0`.
+    pub perceptual: Option<Perceptual>,
     pub device: Device,
 }
 
@@ -247,7 +264,13 @@ impl Trainer {
         let g = renumber_params(config.generator.init(&device), G_ID_BASE);
         let d = renumber_params(config.discriminator.init(&device), D_ID_BASE);
         let g_ema = (config.ema_decay > 0.0).then(|| g.valid());
+        // The built-in ImageNet weights are compiled in and checked by zoo's tests.
+        let perceptual = (config.perceptual_weight > 0.0).then(|| {
+            Perceptual::load(&ModelSource::Embedded(&crate::zoo::ENCODER), &device)
+                .expect("the built-in encoder weights load")
+        });
         Trainer {
+            perceptual,
             opt_g: config.adam(),
             opt_d: config.adam(),
             g,
@@ -302,6 +325,15 @@ impl Trainer {
         (w > 0.0).then(|| chroma_match(fake.clone(), ab.clone()).mul_scalar(w))
     }
 
+    /// `perceptual_weight * perceptual distance(fake, truth)`, or nothing when the term is off.
+    fn perceptual_term(&self, fake: &Tensor<4>, batch: &Batch) -> Option<Tensor<1>> {
+        let p = self.perceptual.as_ref()?;
+        Some(
+            p.loss(&batch.l, fake, &batch.ab)
+                .mul_scalar(self.config.perceptual_weight),
+        )
+    }
+
     /// One pix2pix step. With `adversarial` false only the generator's L1 term is optimised
     /// (stage 1); the discriminator is left untouched.
     /// One training step on a batch: in the GAN stage a D step, then a G step against the
@@ -347,6 +379,8 @@ impl Trainer {
         let g_l1 = reconstruction.clone().into_scalar::<f32>();
         let chroma = self.chroma_term(&fake, &batch.ab);
         let g_chroma = chroma.as_ref().map_or(0.0, |t| t.clone().into_scalar::<f32>());
+        let percept = self.perceptual_term(&fake, batch);
+        let g_percept = percept.as_ref().map_or(0.0, |t| t.clone().into_scalar::<f32>());
         let (mut loss, g_gan) = if adversarial {
             let fake_pair = Tensor::cat(vec![batch.l.clone(), fake.clone()], 1);
             let gan = bce_with_logits(self.d.clone().no_grad().forward(fake_pair), 1.0);
@@ -355,7 +389,10 @@ impl Trainer {
         } else {
             (reconstruction, 0.0)
         };
-        for term in [self.mirror_term(&fake, &batch.l), chroma].into_iter().flatten() {
+        for term in [self.mirror_term(&fake, &batch.l), chroma, percept]
+            .into_iter()
+            .flatten()
+        {
             loss = loss + term;
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.g);
@@ -365,6 +402,7 @@ impl Trainer {
             g_gan,
             g_l1,
             g_chroma,
+            g_percept,
             ..Default::default()
         }
     }
@@ -393,9 +431,10 @@ pub struct EpochLog {
     pub images_per_s: f64,
     pub seconds: f64,
     pub g_chroma: f64,
+    pub g_percept: f64,
 }
 
-const LOG_HEADER: &str = "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds,g_chroma";
+const LOG_HEADER: &str = "epoch,stage,g_gan,g_l1,d_real,d_fake,val_l1,val_psnr,images_per_s,seconds,g_chroma,g_percept";
 /// The header of logs written while a head could classify colour: `g_ce` (its cross-entropy)
 /// before `g_chroma`.
 const LOG_HEADER_WITH_CE: &str =
@@ -404,7 +443,7 @@ const LOG_HEADER_WITH_CE: &str =
 impl EpochLog {
     fn csv(&self) -> String {
         format!(
-            "{},{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.3},{:.1},{:.5}",
+            "{},{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.3},{:.1},{:.5},{:.5}",
             self.epoch,
             self.stage,
             self.g_gan,
@@ -415,7 +454,8 @@ impl EpochLog {
             self.val_psnr,
             self.images_per_s,
             self.seconds,
-            self.g_chroma
+            self.g_chroma,
+            self.g_percept
         )
     }
 }
@@ -783,6 +823,7 @@ fn end_epoch(
         images_per_s: images as f64 / seconds.max(1e-9),
         seconds,
         g_chroma: sums.mean(sums.g_chroma),
+        g_percept: sums.mean(sums.g_percept),
     };
     append_log(out, &row)?;
     say(
@@ -1078,18 +1119,23 @@ mod tests {
         assert_eq!(d0, weights(&t.d));
     }
 
-    /// The colourfulness term is reported as it enters the loss: 0 when off, W times the
-    /// mismatch when on, in both stages.
+    /// The colourfulness and perceptual terms are reported as they enter the loss: 0 when
+    /// off, W times the distance when on, in both stages.
     #[test]
-    fn the_chroma_term_is_reported() {
+    fn the_chroma_and_perceptual_terms_are_reported() {
         let device = Device::flex();
         let mut off = Trainer::new(tiny_config(), &device);
-        let mut on = Trainer::new(tiny_config().with_chroma_weight(6.0), &device);
+        let mut on = Trainer::new(
+            tiny_config().with_chroma_weight(6.0).with_perceptual_weight(2.0),
+            &device,
+        );
         for adversarial in [false, true] {
             let b = batch(&device, 1.0);
-            assert_eq!(off.step(&b, adversarial).g_chroma, 0.0);
+            let s = off.step(&b, adversarial);
+            assert_eq!((s.g_chroma, s.g_percept), (0.0, 0.0));
             let s = on.step(&b, adversarial);
             assert!(s.g_chroma.is_finite() && s.g_chroma > 0.0, "{s:?}");
+            assert!(s.g_percept.is_finite() && s.g_percept > 0.0, "{s:?}");
         }
     }
 
@@ -1115,6 +1161,7 @@ mod tests {
             images_per_s: 5.0,
             seconds: 60.0,
             g_chroma: 2.5,
+            g_percept: 0.0,
         };
         append_log(dir.path(), &row).unwrap();
         let text = std::fs::read_to_string(dir.path().join("log.csv")).unwrap();
@@ -1122,7 +1169,7 @@ mod tests {
         assert_eq!(lines[0], LOG_HEADER);
         assert_eq!(lines[1], "1,l1,0,0.1,0,0,0.1,20,5,60");
         assert!(
-            lines[2].starts_with("2,gan,") && lines[2].ends_with(",60.0,2.50000"),
+            lines[2].starts_with("2,gan,") && lines[2].ends_with(",60.0,2.50000,0.00000"),
             "{}",
             lines[2]
         );
@@ -1149,6 +1196,7 @@ mod tests {
             images_per_s: 5.0,
             seconds: 60.0,
             g_chroma: 1.5,
+            g_percept: 0.0,
         };
         append_log(dir.path(), &row).unwrap();
         let text = std::fs::read_to_string(dir.path().join("log.csv")).unwrap();
@@ -1306,10 +1354,12 @@ mod tests {
             crop_min: Some(0.6),
             mirror_weight: Some(30.0),
             chroma_weight: Some(5.0),
+            perceptual_weight: Some(2.0),
             ..Default::default()
         };
         assert!(s.apply(&mut c));
         assert_eq!((c.lambda_l1, c.ema_decay, c.size(), c.lr), (50.0, 0.99, 64, 2e-4));
         assert_eq!((c.crop_min, c.mirror_weight, c.chroma_weight), (0.6, 30.0, 5.0));
+        assert_eq!(c.perceptual_weight, 2.0);
     }
 }
