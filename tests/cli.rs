@@ -210,7 +210,11 @@ fn usage_and_fatal_errors_exit_2_with_one_line() {
     // x264's quality scale ends at 51, for files and live sources alike.
     let o = tinct(&["video", "clip.mp4", "-o", "out.mp4", "--crf", "60"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--crf") && stderr(&o).contains("0..=51"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--crf") && stderr(&o).contains("0..=51"),
+        "{}",
+        stderr(&o)
+    );
     // A run directory is never overwritten without --force.
     let run = tiny_model(tmp.path());
     assert_refused(
