@@ -45,6 +45,9 @@ pub struct BenchArgs {
     /// Measure the L1-only (stage 1) step instead of the GAN step.
     #[arg(long)]
     pub l1_only: bool,
+    /// Include the perceptual term (`train --perceptual-weight`) in the training step.
+    #[arg(long)]
+    pub perceptual: bool,
     /// Skip the training measurement.
     #[arg(long)]
     pub no_train: bool,
@@ -105,7 +108,9 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
     let train_images_per_s = if a.no_train {
         None
     } else {
-        let cfg = TrainConfig::new(gcfg.clone(), PatchGanConfig::new()).with_batch_size(a.batch);
+        let cfg = TrainConfig::new(gcfg.clone(), PatchGanConfig::new())
+            .with_batch_size(a.batch)
+            .with_perceptual_weight(if a.perceptual { 1.0 } else { 0.0 });
         let mut t = Trainer::new(cfg, &device);
         t.g = t.g.clone().set_encoder_frozen(a.freeze_encoder);
         let batch = random_batch(a.batch, a.size, &t.device);
