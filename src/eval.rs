@@ -17,6 +17,7 @@ use crate::color::LabImage;
 use crate::infer::Colorizer;
 use crate::method::Method;
 use crate::metrics::{self, Metrics};
+use crate::pipeline::Colorize;
 
 /// Options of an evaluation.
 #[derive(Clone, Debug)]
@@ -213,16 +214,16 @@ pub fn matching_gain(
         bail!("truth colourfulness {t}: must be a positive number");
     }
     let files = truth_files(truth_dir, limit)?;
+    // Unreadable files are left out, as in scoring; the colouring is the one every command uses.
     let pairs: Vec<(LabImage, f64)> = files
         .par_iter()
         .filter_map(|f| crate::imageio::open(f).ok())
         .map(|img| {
             let truth = img.to_rgb8();
-            let lab = LabImage::from_rgb8(&truth);
-            let out = c.colorize_planes(std::slice::from_ref(&lab)).remove(0);
-            (out, metrics::colourfulness(&truth))
+            let out = c.colorize_lab(&LabImage::from_rgb8(&truth), None)?;
+            Ok((out, metrics::colourfulness(&truth)))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     if pairs.is_empty() {
         bail!("{}: no readable image to calibrate on", truth_dir.display());
     }
