@@ -102,6 +102,11 @@ pub struct TrainArgs {
     /// L1-only generator pretraining epochs, run first [default: 0; with --resume, the run's own].
     #[arg(long)]
     pub pretrain_epochs: Option<usize>,
+    /// Critic pretraining epochs after the L1 stage: only the discriminator learns, on the
+    /// generator's outputs, before the GAN epochs (DeOldify's NoGAN) [default: 0; with
+    /// --resume, the run's own].
+    #[arg(long)]
+    pub critic_epochs: Option<usize>,
     /// Adam learning rate [default: 2e-4; with --resume, the run's own].
     #[arg(long)]
     pub lr: Option<f64>,
@@ -593,6 +598,7 @@ fn train(a: TrainArgs) -> Result<ExitCode> {
     let schedule = crate::train::Schedule {
         epochs: a.epochs,
         pretrain_epochs: a.pretrain_epochs,
+        critic_epochs: a.critic_epochs,
         freeze_encoder_epochs: a.freeze_encoder_epochs,
         lr: a.lr,
         lambda_l1: a.lambda_l1,

@@ -38,6 +38,11 @@ pub struct TrainConfig {
     /// Epochs of L1-only generator pretraining run before the GAN epochs.
     #[config(default = 0)]
     pub pretrain_epochs: usize,
+    /// Epochs, after the L1 stage and before the GAN epochs, in which only the discriminator
+    /// learns, on the (fixed) generator's outputs: DeOldify's NoGAN critic pretraining, so
+    /// that the GAN stage starts against a critic that already knows the generator's faults.
+    #[config(default = 0)]
+    pub critic_epochs: usize,
     /// Adam learning rate of both networks.
     #[config(default = 2e-4)]
     pub lr: f64,
@@ -109,7 +114,17 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     pub fn total_epochs(&self) -> usize {
-        self.pretrain_epochs + self.epochs
+        self.pretrain_epochs + self.critic_epochs + self.epochs
+    }
+    /// The stage of 0-based `epoch`: L1 pretraining, critic pretraining, then GAN.
+    pub fn stage(&self, epoch: usize) -> Stage {
+        if epoch < self.pretrain_epochs {
+            Stage::L1
+        } else if epoch < self.pretrain_epochs + self.critic_epochs {
+            Stage::Critic
+        } else {
+            Stage::Gan
+        }
     }
     pub fn size(&self) -> usize {
         self.generator.size
@@ -120,6 +135,28 @@ impl TrainConfig {
             .with_beta_2(self.beta2)
             .with_epsilon(self.adam_epsilon)
             .init()
+    }
+}
+
+/// What an epoch trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The generator alone, on L1 (and the optional terms).
+    L1,
+    /// The discriminator alone, on the generator's outputs.
+    Critic,
+    /// Both networks: a D step, then a G step on GAN + lambda * L1.
+    Gan,
+}
+
+impl Stage {
+    /// The name in `log.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::L1 => "l1",
+            Stage::Critic => "critic",
+            Stage::Gan => "gan",
+        }
     }
 }
 
@@ -153,6 +190,7 @@ pub struct TrainOptions {
 pub struct Schedule {
     pub epochs: Option<usize>,
     pub pretrain_epochs: Option<usize>,
+    pub critic_epochs: Option<usize>,
     pub freeze_encoder_epochs: Option<usize>,
     pub lr: Option<f64>,
     pub lambda_l1: Option<f32>,
@@ -173,6 +211,7 @@ impl Schedule {
         let before = format!("{c:?}");
         c.epochs = self.epochs.unwrap_or(c.epochs);
         c.pretrain_epochs = self.pretrain_epochs.unwrap_or(c.pretrain_epochs);
+        c.critic_epochs = self.critic_epochs.unwrap_or(c.critic_epochs);
         c.freeze_encoder_epochs = self.freeze_encoder_epochs.unwrap_or(c.freeze_encoder_epochs);
         c.lr = self.lr.unwrap_or(c.lr);
         c.lambda_l1 = self.lambda_l1.unwrap_or(c.lambda_l1);
@@ -351,6 +390,20 @@ impl Trainer {
             d_real,
             d_fake,
             ..losses
+        }
+    }
+
+    /// A critic-pretraining step: the D step alone, on the generator's outputs for the batch
+    /// (the generator does not learn). The L1 of those outputs is reported.
+    pub fn critic_step(&mut self, batch: &Batch) -> StepLosses {
+        let fake = self.g.forward(batch.l.clone()).detach();
+        let g_l1 = l1(fake.clone(), batch.ab.clone()).into_scalar::<f32>();
+        let (d_real, d_fake) = self.d_step(batch, &fake);
+        StepLosses {
+            g_l1,
+            d_real,
+            d_fake,
+            ..Default::default()
         }
     }
 
@@ -700,7 +753,7 @@ fn run_epoch(
     let (config, quiet) = (&run.config, opts.quiet);
     let size = config.size();
     let epoch = state.epoch; // 0-based
-    let adversarial = epoch >= config.pretrain_epochs;
+    let stage = config.stage(epoch);
     trainer.g = trainer
         .g
         .clone()
@@ -736,9 +789,13 @@ fn run_epoch(
         };
         state.step += 1;
         state.total_steps += 1;
-        if samples.len() >= 2 || (samples.len() == 1 && !adversarial) {
+        // Batch norm in the discriminator needs two images to train on.
+        if samples.len() >= 2 || (samples.len() == 1 && stage == Stage::L1) {
             let batch = Batch::from_samples(&samples, size, &trainer.device);
-            let losses = trainer.step(&batch, adversarial);
+            let losses = match stage {
+                Stage::Critic => trainer.critic_step(&batch),
+                _ => trainer.step(&batch, stage == Stage::Gan),
+            };
             if !(losses.g_l1.is_finite() && losses.g_gan.is_finite() && losses.d_real.is_finite()) {
                 bail!(
                     "training diverged at epoch {}, step {}: losses are not finite",
@@ -813,7 +870,7 @@ fn end_epoch(
     let sums = &state.sums;
     let row = EpochLog {
         epoch: epoch + 1,
-        stage: if epoch >= config.pretrain_epochs { "gan" } else { "l1" },
+        stage: config.stage(epoch).name(),
         g_gan: sums.mean(sums.g_gan),
         g_l1: sums.mean(sums.g_l1),
         d_real: sums.mean(sums.d_real),
@@ -1117,6 +1174,33 @@ mod tests {
         let s = t.step(&batch(&t.device.clone(), 1.0), false);
         assert!(s.g_l1 > 0.0 && s.g_gan == 0.0);
         assert_eq!(d0, weights(&t.d));
+    }
+
+    /// Critic pretraining trains the discriminator on the generator's outputs and leaves the
+    /// generator as it is.
+    #[test]
+    fn critic_stage_leaves_generator_untouched() {
+        let device = Device::flex();
+        let mut t = Trainer::new(tiny_config(), &device);
+        let (g0, d0) = (weights(&t.g), weights(&t.d));
+        let s = t.critic_step(&batch(&t.device.clone(), 1.0));
+        assert!(
+            s.g_l1 > 0.0 && s.g_gan == 0.0 && s.d_real > 0.0 && s.d_fake > 0.0,
+            "{s:?}"
+        );
+        assert_eq!(g0, weights(&t.g));
+        assert_ne!(d0, weights(&t.d));
+    }
+
+    #[test]
+    fn the_stages_follow_in_order() {
+        let c = tiny_config()
+            .with_pretrain_epochs(1)
+            .with_critic_epochs(2)
+            .with_epochs(1);
+        assert_eq!(c.total_epochs(), 4);
+        let stages: Vec<&str> = (0..4).map(|e| c.stage(e).name()).collect();
+        assert_eq!(stages, ["l1", "critic", "critic", "gan"]);
     }
 
     /// The colourfulness and perceptual terms are reported as they enter the loss: 0 when
