@@ -394,9 +394,11 @@ impl Trainer {
     }
 
     /// A critic-pretraining step: the D step alone, on the generator's outputs for the batch
-    /// (the generator does not learn). The L1 of those outputs is reported.
+    /// (the generator does not learn). The generator runs in inference form, as DeOldify's
+    /// NoGAN makes the critic's images, and off the autodiff graph: a graph that no backward
+    /// pass consumes is never freed. The L1 of those outputs is reported.
     pub fn critic_step(&mut self, batch: &Batch) -> StepLosses {
-        let fake = self.g.forward(batch.l.clone()).detach();
+        let fake = Tensor::from_inner(self.g.valid().forward(batch.l.clone().inner()));
         let g_l1 = l1(fake.clone(), batch.ab.clone()).into_scalar::<f32>();
         let (d_real, d_fake) = self.d_step(batch, &fake);
         StepLosses {
