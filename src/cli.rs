@@ -131,10 +131,9 @@ pub struct TrainArgs {
     /// grey [default: 0, off; with --resume, the run's own].
     #[arg(long)]
     pub chroma_weight: Option<f32>,
-    /// Perceptual term: compare the output with the truth in the features of the frozen
-    /// ImageNet encoder, as sRGB, with this weight, so that uncertain colours go to a plausible
-    /// colour rather than to the brown between them [default: 0, off; with --resume, the
-    /// run's own].
+    /// Perceptual term: compare the output with the truth, as sRGB, in the features of the
+    /// frozen ImageNet encoder, with this weight (e.g. 5 beside --lambda-l1 10)
+    /// [default: 0, off; with --resume, the run's own].
     #[arg(long)]
     pub perceptual_weight: Option<f32>,
     /// Generator filters at the outermost level (pix2pix ngf).

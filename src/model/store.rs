@@ -35,12 +35,11 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
 }
 
 /// [`load_module`] from a safetensors file's bytes; `label` names them in errors.
-pub fn load_module_bytes<M: Module>(module: M, bytes: Vec<u8>, label: &str) -> Result<M> {
+pub fn load_module_bytes<M: Module>(mut module: M, bytes: Vec<u8>, label: &str) -> Result<M> {
     let bytes = convert_floats(&bytes, safetensors::Dtype::F32, None)
         .map_err(|e| anyhow!("{label}: not a safetensors file ({e})"))?
         .unwrap_or(bytes);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
-    let mut module = module;
     let result = module
         .load_from(&mut store)
         .map_err(|e| anyhow!("{label}: cannot load weights: {e}"))?;

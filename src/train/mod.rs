@@ -373,8 +373,6 @@ impl Trainer {
         )
     }
 
-    /// One pix2pix step. With `adversarial` false only the generator's L1 term is optimised
-    /// (stage 1); the discriminator is left untouched.
     /// One training step on a batch: in the GAN stage a D step, then a G step against the
     /// updated discriminator (pix2pix's `backward_D`, `backward_G`); in the L1 stage only the G
     /// step, without the adversarial term.
