@@ -14,7 +14,7 @@ use crate::infer::Colorizer;
 use crate::model::store::ModelSource;
 use crate::model::{ModelConfig, PatchGanConfig};
 use crate::pipeline::Colorize;
-use crate::train::{TrainConfig, Trainer};
+use crate::train::{Stage, TrainConfig, Trainer};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -111,13 +111,14 @@ pub fn run(a: &BenchArgs) -> Result<BenchReport> {
         let cfg = TrainConfig::new(gcfg.clone(), PatchGanConfig::new())
             .with_batch_size(a.batch)
             .with_perceptual_weight(if a.perceptual { 1.0 } else { 0.0 });
-        let mut t = Trainer::new(cfg, &device);
+        let mut t = Trainer::new(cfg, &device)?;
         t.g = t.g.clone().set_encoder_frozen(a.freeze_encoder);
         let batch = random_batch(a.batch, a.size, &t.device);
-        t.step(&batch, !a.l1_only);
+        let stage = if a.l1_only { Stage::L1 } else { Stage::Gan };
+        t.step(&batch, stage);
         let t0 = Instant::now();
         for _ in 0..a.steps {
-            t.step(&batch, !a.l1_only);
+            t.step(&batch, stage);
         }
         let ips = (a.steps * a.batch) as f64 / t0.elapsed().as_secs_f64();
         eprintln!(

@@ -297,18 +297,20 @@ const G_ID_BASE: u64 = 1 << 32;
 const D_ID_BASE: u64 = 2 << 32;
 
 impl Trainer {
-    /// Fresh networks on `device` (an autodiff device).
-    pub fn new(config: TrainConfig, device: &Device) -> Trainer {
+    /// Fresh networks on `device` (an autodiff device). The perceptual term's encoder, when
+    /// that term is on, comes from [`crate::zoo::encoder_weights`] (`$TINCT_WEIGHTS` or the
+    /// built-in ImageNet weights); a missing or unreadable file is the error.
+    pub fn new(config: TrainConfig, device: &Device) -> Result<Trainer> {
         let device = device.clone().autodiff();
         let g = renumber_params(config.generator.init(&device), G_ID_BASE);
         let d = renumber_params(config.discriminator.init(&device), D_ID_BASE);
         let g_ema = (config.ema_decay > 0.0).then(|| g.valid());
-        // The built-in ImageNet weights are compiled in and checked by zoo's tests.
-        let perceptual = (config.perceptual_weight > 0.0).then(|| {
-            Perceptual::load(&ModelSource::Embedded(&crate::zoo::ENCODER), &device)
-                .expect("the built-in encoder weights load")
-        });
-        Trainer {
+        let perceptual = if config.perceptual_weight > 0.0 {
+            Some(Perceptual::load(&crate::zoo::encoder_weights()?, &device)?)
+        } else {
+            None
+        };
+        Ok(Trainer {
             perceptual,
             opt_g: config.adam(),
             opt_d: config.adam(),
@@ -318,7 +320,7 @@ impl Trainer {
             ema_updates: 0,
             device,
             config,
-        }
+        })
     }
 
     /// Restarts the moving average from the current generator (after loading weights into it).
@@ -373,21 +375,22 @@ impl Trainer {
         )
     }
 
-    /// One training step on a batch: in the GAN stage a D step, then a G step against the
-    /// updated discriminator (pix2pix's `backward_D`, `backward_G`); in the L1 stage only the G
-    /// step, without the adversarial term.
-    pub fn step(&mut self, batch: &Batch, adversarial: bool) -> StepLosses {
-        let fake = self.g.forward(batch.l.clone());
-        let (d_real, d_fake) = if adversarial {
-            self.d_step(batch, &fake)
-        } else {
-            (0.0, 0.0)
-        };
-        let losses = self.g_step(batch, fake, adversarial);
-        StepLosses {
-            d_real,
-            d_fake,
-            ..losses
+    /// One training step on a batch, as `stage` trains: in the GAN stage a D step, then a G
+    /// step against the updated discriminator (pix2pix's `backward_D`, `backward_G`); in the L1
+    /// stage only the G step, without the adversarial term; in the critic stage only the D step.
+    pub fn step(&mut self, batch: &Batch, stage: Stage) -> StepLosses {
+        match stage {
+            Stage::Critic => self.critic_step(batch),
+            Stage::L1 => self.g_step(batch, self.g.forward(batch.l.clone()), false),
+            Stage::Gan => {
+                let fake = self.g.forward(batch.l.clone());
+                let (d_real, d_fake) = self.d_step(batch, &fake);
+                StepLosses {
+                    d_real,
+                    d_fake,
+                    ..self.g_step(batch, fake, true)
+                }
+            }
         }
     }
 
@@ -395,7 +398,7 @@ impl Trainer {
     /// (the generator does not learn). The generator runs in inference form, as DeOldify's
     /// NoGAN makes the critic's images, and off the autodiff graph: a graph that no backward
     /// pass consumes is never freed. The L1 of those outputs is reported.
-    pub fn critic_step(&mut self, batch: &Batch) -> StepLosses {
+    fn critic_step(&mut self, batch: &Batch) -> StepLosses {
         let fake = Tensor::from_inner(self.g.valid().forward(batch.l.clone().inner()));
         let g_l1 = l1(fake.clone(), batch.ab.clone()).into_scalar::<f32>();
         let (d_real, d_fake) = self.d_step(batch, &fake);
@@ -524,7 +527,7 @@ fn say(quiet: bool, msg: impl AsRef<str>) {
 pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device: &Device) -> Result<Vec<EpochLog>> {
     let run = resolve_run(config, paths, opts)?;
     let data = load_data(&run, opts.quiet)?;
-    let mut trainer = Trainer::new(run.config.clone(), device);
+    let mut trainer = Trainer::new(run.config.clone(), device)?;
     let mut state = start(&run, &data, opts, &mut trainer)?;
     let out = &run.paths.out;
     if run.clear_first {
@@ -792,10 +795,7 @@ fn run_epoch(
         // Batch norm in the discriminator needs two images to train on.
         if samples.len() >= 2 || (samples.len() == 1 && stage == Stage::L1) {
             let batch = Batch::from_samples(&samples, size, &trainer.device);
-            let losses = match stage {
-                Stage::Critic => trainer.critic_step(&batch),
-                _ => trainer.step(&batch, stage == Stage::Gan),
-            };
+            let losses = trainer.step(&batch, stage);
             if !(losses.g_l1.is_finite() && losses.g_gan.is_finite() && losses.d_real.is_finite()) {
                 bail!(
                     "training diverged at epoch {}, step {}: losses are not finite",
@@ -1077,10 +1077,10 @@ mod tests {
     #[test]
     fn two_gan_steps_give_finite_losses_and_change_both_networks() {
         let device = Device::flex();
-        let mut t = Trainer::new(tiny_config(), &device);
+        let mut t = Trainer::new(tiny_config(), &device).unwrap();
         let (g0, d0) = (weights(&t.g), weights(&t.d));
         for i in 0..2 {
-            let s = t.step(&batch(&t.device.clone(), 1.0 + i as f32), true);
+            let s = t.step(&batch(&t.device.clone(), 1.0 + i as f32), Stage::Gan);
             for v in [s.g_gan, s.g_l1, s.d_real, s.d_fake] {
                 assert!(v.is_finite() && v >= 0.0, "{s:?}");
             }
@@ -1096,8 +1096,8 @@ mod tests {
     fn twin_trainers(with: impl FnOnce(TrainConfig) -> TrainConfig) -> (Trainer, Trainer) {
         let device = Device::flex();
         let cfg = tiny_config().with_lr(5e-4);
-        let plain = Trainer::new(cfg.clone(), &device);
-        let mut other = Trainer::new(with(cfg), &device);
+        let plain = Trainer::new(cfg.clone(), &device).unwrap();
+        let mut other = Trainer::new(with(cfg), &device).unwrap();
         other.g = plain.g.clone();
         (plain, other)
     }
@@ -1105,8 +1105,8 @@ mod tests {
     /// `steps` L1-stage steps of both trainers on the same batch.
     fn step_both(a: &mut Trainer, b: &mut Trainer, batch: &Batch, steps: usize) {
         for _ in 0..steps {
-            a.step(batch, false);
-            b.step(batch, false);
+            a.step(batch, Stage::L1);
+            b.step(batch, Stage::L1);
         }
     }
 
@@ -1169,9 +1169,9 @@ mod tests {
     #[test]
     fn l1_stage_leaves_discriminator_untouched() {
         let device = Device::flex();
-        let mut t = Trainer::new(tiny_config(), &device);
+        let mut t = Trainer::new(tiny_config(), &device).unwrap();
         let d0 = weights(&t.d);
-        let s = t.step(&batch(&t.device.clone(), 1.0), false);
+        let s = t.step(&batch(&t.device.clone(), 1.0), Stage::L1);
         assert!(s.g_l1 > 0.0 && s.g_gan == 0.0);
         assert_eq!(d0, weights(&t.d));
     }
@@ -1181,9 +1181,9 @@ mod tests {
     #[test]
     fn critic_stage_leaves_generator_untouched() {
         let device = Device::flex();
-        let mut t = Trainer::new(tiny_config(), &device);
+        let mut t = Trainer::new(tiny_config(), &device).unwrap();
         let (g0, d0) = (weights(&t.g), weights(&t.d));
-        let s = t.critic_step(&batch(&t.device.clone(), 1.0));
+        let s = t.step(&batch(&t.device.clone(), 1.0), Stage::Critic);
         assert!(
             s.g_l1 > 0.0 && s.g_gan == 0.0 && s.d_real > 0.0 && s.d_fake > 0.0,
             "{s:?}"
@@ -1208,16 +1208,17 @@ mod tests {
     #[test]
     fn the_chroma_and_perceptual_terms_are_reported() {
         let device = Device::flex();
-        let mut off = Trainer::new(tiny_config(), &device);
+        let mut off = Trainer::new(tiny_config(), &device).unwrap();
         let mut on = Trainer::new(
             tiny_config().with_chroma_weight(6.0).with_perceptual_weight(2.0),
             &device,
-        );
-        for adversarial in [false, true] {
+        )
+        .unwrap();
+        for stage in [Stage::L1, Stage::Gan] {
             let b = batch(&device, 1.0);
-            let s = off.step(&b, adversarial);
+            let s = off.step(&b, stage);
             assert_eq!((s.g_chroma, s.g_percept), (0.0, 0.0));
-            let s = on.step(&b, adversarial);
+            let s = on.step(&b, stage);
             assert!(s.g_chroma.is_finite() && s.g_chroma > 0.0, "{s:?}");
             assert!(s.g_percept.is_finite() && s.g_percept > 0.0, "{s:?}");
         }
@@ -1307,10 +1308,10 @@ mod tests {
     fn checkpoint_resume_continues_exactly_including_optimiser_state() {
         let device = Device::flex();
         let dir = tempfile::tempdir().unwrap();
-        let mut a = Trainer::new(tiny_config(), &device);
+        let mut a = Trainer::new(tiny_config(), &device).unwrap();
         // Start b from a's initial weights.
         Checkpoint::save(dir.path(), &a, &TrainState::default()).unwrap();
-        let mut b = Trainer::new(tiny_config(), &device);
+        let mut b = Trainer::new(tiny_config(), &device).unwrap();
         Checkpoint::latest(dir.path())
             .unwrap()
             .unwrap()
@@ -1319,17 +1320,17 @@ mod tests {
         assert_eq!(weights(&a.g), weights(&b.g));
 
         let ad = a.device.clone();
-        a.step(&batch(&ad, 1.0), true);
-        a.step(&batch(&ad, 2.0), true);
+        a.step(&batch(&ad, 1.0), Stage::Gan);
+        a.step(&batch(&ad, 2.0), Stage::Gan);
 
-        b.step(&batch(&ad, 1.0), true);
+        b.step(&batch(&ad, 1.0), Stage::Gan);
         let state = TrainState {
             epoch: 0,
             step: 1,
             ..Default::default()
         };
         Checkpoint::save(dir.path(), &b, &state).unwrap();
-        let mut c = Trainer::new(tiny_config(), &device);
+        let mut c = Trainer::new(tiny_config(), &device).unwrap();
         let mut restored = TrainState::default();
         Checkpoint::latest(dir.path())
             .unwrap()
@@ -1337,7 +1338,7 @@ mod tests {
             .load_into(&mut c, &mut restored)
             .unwrap();
         assert_eq!(restored.step, 1);
-        c.step(&batch(&ad, 2.0), true);
+        c.step(&batch(&ad, 2.0), Stage::Gan);
 
         let (wa, wc) = (weights(&a.g), weights(&c.g));
         let max_diff = wa.iter().zip(&wc).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
@@ -1383,13 +1384,13 @@ mod tests {
         // In training, the average starts at the initial weights, moves after each step by
         // (1 - decay) of the way to the new weights, and is what inference uses. The decay warms
         // up as min(decay, (1 + n) / (10 + n)): 0.1 at the first update, 0.5 from the ninth.
-        let mut t = Trainer::new(tiny_config().with_ema_decay(0.5), &device);
+        let mut t = Trainer::new(tiny_config().with_ema_decay(0.5), &device).unwrap();
         assert_eq!(t.ema_decay_now(), 0.1);
         t.ema_updates = 8;
         assert_eq!(t.ema_decay_now(), 0.5);
         let w0 = weights(&t.g);
         assert_eq!(weights(t.g_ema.as_ref().unwrap()), w0);
-        t.step(&batch(&t.device.clone(), 1.0), false);
+        t.step(&batch(&t.device.clone(), 1.0), Stage::L1);
         let w1 = weights(&t.g);
         let ema = weights(&t.inference_generator());
         for ((m, x), y) in ema.iter().zip(&w0).zip(&w1) {
@@ -1400,7 +1401,7 @@ mod tests {
         // The average survives a checkpoint.
         let dir = tempfile::tempdir().unwrap();
         Checkpoint::save(dir.path(), &t, &TrainState::default()).unwrap();
-        let mut r = Trainer::new(tiny_config().with_ema_decay(0.5), &device);
+        let mut r = Trainer::new(tiny_config().with_ema_decay(0.5), &device).unwrap();
         Checkpoint::latest(dir.path())
             .unwrap()
             .unwrap()
