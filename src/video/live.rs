@@ -400,6 +400,35 @@ impl Ended {
     }
 }
 
+/// The decoding ffmpeg and what the watchdog and the reader share about it.
+struct Decoding {
+    process: Mutex<ChildGuard>,
+    /// When the last frame (or the stream's header) arrived.
+    last_data: Mutex<Instant>,
+    /// Why the read stops, once something stops it.
+    ended: Mutex<Ended>,
+    /// When the run began.
+    started: Instant,
+}
+
+impl Decoding {
+    fn kill(&self) {
+        self.process.lock().unwrap_or_else(|p| p.into_inner()).kill();
+    }
+    fn touch(&self, now: Instant) {
+        *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = now;
+    }
+    fn quiet_for(&self) -> Duration {
+        self.last_data.lock().map(|t| t.elapsed()).unwrap_or_default()
+    }
+    fn end(&self, why: Ended) {
+        *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+    fn ended(&self) -> Ended {
+        *self.ended.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The percentile `p` (0..=100) of sorted values, nearest rank.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -468,10 +497,13 @@ pub fn run_live(
         path: src_name.clone(),
         detail: "could not capture ffmpeg's output".into(),
     })?;
-    let decoder = Mutex::new(ChildGuard { child, reaped: false });
-    let last_data = Mutex::new(Instant::now());
+    let decoding = Decoding {
+        process: Mutex::new(ChildGuard { child, reaped: false }),
+        last_data: Mutex::new(Instant::now()),
+        ended: Mutex::new(Ended::EndOfStream),
+        started,
+    };
     let reading = AtomicBool::new(true);
-    let ended = Mutex::new(Ended::EndOfStream);
 
     // The watchdog: ends the read on Ctrl-C or when the source goes quiet. Joined by the
     // scope, after `reading` is cleared.
@@ -480,22 +512,20 @@ pub fn run_live(
             while reading.load(Ordering::SeqCst) {
                 let why = if stop.load(Ordering::SeqCst) {
                     Some(Ended::Interrupted)
-                } else if last_data.lock().map(|t| t.elapsed() > opts.timeout).unwrap_or(false) {
+                } else if decoding.quiet_for() > opts.timeout {
                     Some(Ended::Stalled)
                 } else {
                     None
                 };
                 if let Some(why) = why {
-                    *ended.lock().unwrap_or_else(|p| p.into_inner()) = why;
-                    decoder.lock().unwrap_or_else(|p| p.into_inner()).kill();
+                    decoding.end(why);
+                    decoding.kill();
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        let out = colour_stream(
-            source, sink, staged, colorizer, opts, started, stdout, stderr, &decoder, &last_data, &ended,
-        );
+        let out = colour_stream(source, sink, staged, colorizer, opts, (stdout, stderr), &decoding);
         reading.store(false, Ordering::SeqCst);
         out
     })
@@ -577,19 +607,14 @@ impl Output {
 
 /// [`run_live`] once ffmpeg reads the source: the stream's header, the output, the three
 /// threads, the statistics.
-#[allow(clippy::too_many_arguments)]
 fn colour_stream(
     source: &LiveSource,
     sink: &LiveSink,
     mut staged: Option<StagedOutput>,
     colorizer: &dyn Colorize,
     opts: &LiveOptions,
-    started: Instant,
-    stdout: std::process::ChildStdout,
-    stderr: StderrTail,
-    decoder: &Mutex<ChildGuard>,
-    last_data: &Mutex<Instant>,
-    ended: &Mutex<Ended>,
+    (stdout, stderr): (std::process::ChildStdout, StderrTail),
+    decoding: &Decoding,
 ) -> Result<LiveStats, VideoError> {
     let src_name = PathBuf::from(source.describe());
     let mut reader = BufReader::with_capacity(1 << 20, stdout);
@@ -597,8 +622,8 @@ fn colour_stream(
     let y4m = match header {
         Ok(Some(y)) => y,
         other => {
-            let why = *ended.lock().unwrap_or_else(|p| p.into_inner());
-            decoder.lock().unwrap_or_else(|p| p.into_inner()).kill();
+            let why = decoding.ended();
+            decoding.kill();
             let lines = stderr.collect();
             return Err(match (why, other) {
                 (Ended::Interrupted, _) => VideoError::Cancelled,
@@ -623,7 +648,7 @@ fn colour_stream(
     };
     let (width, height, rate) = (y4m.width, y4m.height, y4m.rate);
     let first_frame = Instant::now();
-    *last_data.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    decoding.touch(Instant::now());
 
     // The output.
     let (output, final_output, stream_format) = match (sink, staged.as_mut()) {
@@ -673,13 +698,13 @@ fn colour_stream(
                 match y4m.next() {
                     Ok(Some(px)) => {
                         let now = Instant::now();
-                        *last_data.lock().unwrap_or_else(|p| p.into_inner()) = now;
+                        decoding.touch(now);
                         let n = frames_in.fetch_add(1, Ordering::Relaxed) + 1;
                         if !queue.push((px, now)) {
                             break Ok(());
                         }
                         if max_frames.is_some_and(|m| n >= m) {
-                            *ended.lock().unwrap_or_else(|p| p.into_inner()) = Ended::MaxFrames;
+                            decoding.end(Ended::MaxFrames);
                             break Ok(());
                         }
                     }
@@ -777,7 +802,7 @@ fn colour_stream(
         drop(tx);
         if failed.is_some() {
             queue.close();
-            decoder.lock().unwrap_or_else(|p| p.into_inner()).kill();
+            decoding.kill();
         }
         let read = read.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let encoded = encode.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -792,7 +817,7 @@ fn colour_stream(
         })?;
         Ok((latencies, last))
     });
-    decoder.lock().unwrap_or_else(|p| p.into_inner()).kill();
+    decoding.kill();
     let _ = stderr.collect();
     // On an error the staged output is dropped uncommitted, which removes it.
     let (mut latencies, last_written) = result?;
@@ -800,7 +825,7 @@ fn colour_stream(
         staged.commit()?;
     }
     latencies.sort_by(f64::total_cmp);
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = decoding.started.elapsed().as_secs_f64();
     // Rates over the stream itself: from the first frame's arrival to the last frame written.
     let streaming = match last_written {
         Some(t) => t.duration_since(first_frame).as_secs_f64(),
@@ -808,7 +833,7 @@ fn colour_stream(
     };
     let frames_in = frames_in.load(Ordering::Relaxed);
     let frames_out = latencies.len() as u64;
-    let ended = *ended.lock().unwrap_or_else(|p| p.into_inner());
+    let ended = decoding.ended();
     Ok(LiveStats {
         source: source.describe(),
         output: sink.describe(),
