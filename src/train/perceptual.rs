@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn the_loss_is_zero_at_the_truth_and_its_gradient_reaches_the_output() {
-        // The weights the trainer uses.
+        // The built-in weights: the trainer's unless TINCT_WEIGHTS names others.
         let device = Device::flex().autodiff();
         let p = Perceptual::load(&ModelSource::Embedded(&crate::zoo::ENCODER), &device).unwrap();
         let ramp: Vec<f32> = (0..32 * 32).map(|i| (i % 32) as f32 / 31.0 - 0.5).collect();

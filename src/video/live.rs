@@ -265,7 +265,7 @@ impl FrameQueue {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<Frame>, bool)> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Adds a frame; returns false once the queue is closed.
@@ -413,20 +413,26 @@ struct Decoding {
 
 impl Decoding {
     fn kill(&self) {
-        self.process.lock().unwrap_or_else(|p| p.into_inner()).kill();
+        lock(&self.process).kill();
     }
     fn touch(&self, now: Instant) {
-        *self.last_data.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        *lock(&self.last_data) = now;
     }
     fn quiet_for(&self) -> Duration {
-        self.last_data.lock().map(|t| t.elapsed()).unwrap_or_default()
+        lock(&self.last_data).elapsed()
     }
     fn end(&self, why: Ended) {
-        *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = why;
+        *lock(&self.ended) = why;
     }
     fn ended(&self) -> Ended {
-        *self.ended.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.ended)
     }
+}
+
+/// A mutex's value, also after a thread panicked holding it: the threads here only store
+/// plain values under their locks, so a poisoned one still holds a usable value.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The percentile `p` (0..=100) of sorted values, nearest rank.
