@@ -426,6 +426,10 @@ pub struct VideoArgs {
     /// Mean change of L* (over the frame) from the key frame that makes a new key frame.
     #[arg(long, default_value_t = crate::video::KeyframeParams::default().max_dl, value_name = "L")]
     pub key_dl: f32,
+    /// Largest camera pan, in pixels, along which a key frame's colour is moved instead of
+    /// making a new key frame; 0 turns the pan test off.
+    #[arg(long, default_value_t = crate::video::KeyframeParams::default().max_shift, value_name = "PX")]
+    pub key_shift: u32,
     /// x264 quality, 0 to 51 (lower is better) [default: 17 for a file, 23 for a live source].
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=51))]
     pub crf: Option<u8>,
@@ -805,6 +809,16 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     })
 }
 
+impl VideoArgs {
+    fn keyframes(&self) -> crate::video::KeyframeParams {
+        crate::video::KeyframeParams {
+            every: self.every,
+            max_dl: self.key_dl,
+            max_shift: self.key_shift,
+        }
+    }
+}
+
 fn video(a: VideoArgs) -> Result<ExitCode> {
     use crate::video::{VideoInput, VideoOptions, VideoOutput};
     let device = crate::device_by_name(&a.device)?;
@@ -836,10 +850,7 @@ fn video(a: VideoArgs) -> Result<ExitCode> {
             w_max: a.steadiness,
             ..Default::default()
         },
-        keyframes: crate::video::KeyframeParams {
-            every: a.every,
-            max_dl: a.key_dl,
-        },
+        keyframes: a.keyframes(),
         batch_size: a.batch_size,
         crf: a.crf.unwrap_or(VideoOptions::default().crf),
         preset: a.preset.clone(),
@@ -974,10 +985,7 @@ fn live(a: &VideoArgs, source: Option<crate::video::LiveSource>, device: &burn::
             w_max: a.steadiness,
             ..Default::default()
         },
-        keyframes: crate::video::KeyframeParams {
-            every: a.every,
-            max_dl: a.key_dl,
-        },
+        keyframes: a.keyframes(),
         max_frames: a.max_frames,
         overwrite: a.force,
         crf: a.crf.unwrap_or(LiveOptions::default().crf),

@@ -743,7 +743,6 @@ fn colour_stream(
         });
         // The colour thread: this one.
         let mut stabilizer = opts.stabilize.then(|| Stabilizer::new(opts.stabilizer.clone()));
-        let mut last_ab: Option<(Vec<f32>, Vec<f32>)> = None;
         let mut in_a_row = 0;
         let mut failed = None;
         let mut keys = Keyframer::new(opts.keyframes.clone());
@@ -752,25 +751,16 @@ fn colour_stream(
             let lab = LabImage::from_gray8(&gray);
             let gray = keep_gray.then_some(gray);
             let key = keys.is_key(&lab.l, width, height);
-            let mut out = match &last_ab {
-                Some((a, b)) if !key => {
-                    carried.fetch_add(1, Ordering::Relaxed);
-                    LabImage {
-                        a: a.clone(),
-                        b: b.clone(),
-                        ..lab
+            let catch_up = key && opts.live && behind && in_a_row < opts.max_carry;
+            let mut out = match (!key || catch_up).then(|| keys.carry_ab(width, height)).flatten() {
+                Some((a, b)) => {
+                    if catch_up {
+                        in_a_row += 1;
                     }
-                }
-                Some((a, b)) if opts.live && behind && in_a_row < opts.max_carry => {
-                    in_a_row += 1;
                     carried.fetch_add(1, Ordering::Relaxed);
-                    LabImage {
-                        a: a.clone(),
-                        b: b.clone(),
-                        ..lab
-                    }
+                    LabImage { a, b, ..lab }
                 }
-                _ => {
+                None => {
                     in_a_row = 0;
                     coloured.fetch_add(1, Ordering::Relaxed);
                     let n = coloured.load(Ordering::Relaxed);
@@ -793,7 +783,7 @@ fn colour_stream(
                             break;
                         }
                     };
-                    last_ab = Some((out.a.clone(), out.b.clone()));
+                    keys.keep(&out);
                     out
                 }
             };

@@ -477,7 +477,11 @@ fn key_frames_colour_every_nth_frame_and_when_l_changes() {
         &VideoOptions {
             stabilize: false,
             batch_size: 5,
-            keyframes: super::KeyframeParams { every: 4, max_dl: 2.0 },
+            keyframes: super::KeyframeParams {
+                every: 4,
+                max_dl: 2.0,
+                ..Default::default()
+            },
             ..quiet()
         },
         &no_cancel(),
