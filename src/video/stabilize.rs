@@ -88,18 +88,25 @@ fn histogram(l: &[f32]) -> [f64; HIST_BINS] {
 
 /// Change statistics between two L planes of the same size.
 pub fn scene_stats(prev_l: &[f32], l: &[f32]) -> SceneStats {
+    scene_stats_given(prev_l, &histogram(prev_l), l).0
+}
+
+/// [`scene_stats`] with the previous plane's histogram already known; also returns the new
+/// plane's histogram, for the next frame.
+fn scene_stats_given(prev_l: &[f32], prev_hist: &[f64; HIST_BINS], l: &[f32]) -> (SceneStats, [f64; HIST_BINS]) {
     let n = prev_l.len().min(l.len()).max(1);
     let sum: f64 = prev_l
         .par_chunks(4096)
         .zip(l.par_chunks(4096))
         .map(|(p, c)| p.iter().zip(c).map(|(p, c)| (c - p).abs() as f64).sum::<f64>())
         .sum();
-    let (hp, hc) = (histogram(prev_l), histogram(l));
-    let hist: f64 = hp.iter().zip(&hc).map(|(p, c)| (p - c).abs()).sum::<f64>() * 0.5;
-    SceneStats {
+    let hc = histogram(l);
+    let hist: f64 = prev_hist.iter().zip(&hc).map(|(p, c)| (p - c).abs()).sum::<f64>() * 0.5;
+    let stats = SceneStats {
         mean_abs_dl: (sum / n as f64) as f32,
         hist_diff: hist as f32,
-    }
+    };
+    (stats, hc)
 }
 
 /// Parameters of [`Stabilizer`]. The defaults are documented per field.
@@ -159,6 +166,8 @@ struct State {
     height: u32,
     l: Vec<f32>,
     lb: Vec<f32>,
+    /// The histogram of `l`.
+    hist: [f64; HIST_BINS],
     a: Vec<f32>,
     b: Vec<f32>,
 }
@@ -205,9 +214,12 @@ impl Stabilizer {
             return FrameEvent::First;
         }
         let lb = box_blur(&frame.l, w as usize, h as usize, self.params.blur_radius as usize);
+        let mut hist = None;
         let event = match &self.state {
             Some(s) if s.width == w && s.height == h => {
-                if self.params.scene_cut.is_cut(&scene_stats(&s.l, &frame.l)) {
+                let (stats, frame_hist) = scene_stats_given(&s.l, &s.hist, &frame.l);
+                hist = Some(frame_hist);
+                if self.params.scene_cut.is_cut(&stats) {
                     FrameEvent::SceneCut
                 } else {
                     let (dx, dy) = if self.params.motion {
@@ -227,6 +239,7 @@ impl Stabilizer {
         match &mut self.state {
             Some(s) if s.width == w && s.height == h => {
                 s.l.copy_from_slice(&frame.l);
+                s.hist = hist.unwrap_or_else(|| histogram(&frame.l));
                 s.lb = lb;
                 s.a.copy_from_slice(&frame.a);
                 s.b.copy_from_slice(&frame.b);
@@ -236,6 +249,7 @@ impl Stabilizer {
                     width: w,
                     height: h,
                     l: frame.l.clone(),
+                    hist: histogram(&frame.l),
                     lb,
                     a: frame.a.clone(),
                     b: frame.b.clone(),
