@@ -161,7 +161,8 @@ pub struct TrainArgs {
     /// Keep every epoch's generator in RUN_DIR/generators/.
     #[arg(long)]
     pub keep_generators: bool,
-    /// ImageNet EfficientNet-Lite0 weights for --arch effnet-unet (default: found automatically).
+    /// ImageNet EfficientNet-Lite0 weights for --arch effnet-unet's encoder and for
+    /// --perceptual-weight's feature network (default: `$TINCT_WEIGHTS`, else built in).
     #[arg(long)]
     pub encoder_weights: Option<PathBuf>,
     /// Start the generator from a trained model (a name such as `photo`, a .safetensors file or

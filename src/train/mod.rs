@@ -301,12 +301,26 @@ impl Trainer {
     /// that term is on, comes from [`crate::zoo::encoder_weights`] (`$TINCT_WEIGHTS` or the
     /// built-in ImageNet weights); a missing or unreadable file is the error.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Trainer> {
+        Self::with_encoder_weights(config, device, None)
+    }
+
+    /// [`Self::new`], with the perceptual term's ImageNet encoder read from `weights` where
+    /// given (`tinct train --encoder-weights`).
+    pub fn with_encoder_weights(
+        config: TrainConfig,
+        device: &Device,
+        weights: Option<&ModelSource>,
+    ) -> Result<Trainer> {
         let device = device.clone().autodiff();
         let g = renumber_params(config.generator.init(&device), G_ID_BASE);
         let d = renumber_params(config.discriminator.init(&device), D_ID_BASE);
         let g_ema = (config.ema_decay > 0.0).then(|| g.valid());
         let perceptual = if config.perceptual_weight > 0.0 {
-            Some(Perceptual::load(&crate::zoo::encoder_weights()?, &device)?)
+            let weights = match weights {
+                Some(w) => w.clone(),
+                None => crate::zoo::encoder_weights()?,
+            };
+            Some(Perceptual::load(&weights, &device)?)
         } else {
             None
         };
@@ -527,7 +541,7 @@ fn say(quiet: bool, msg: impl AsRef<str>) {
 pub fn train(config: TrainConfig, paths: &RunPaths, opts: &TrainOptions, device: &Device) -> Result<Vec<EpochLog>> {
     let run = resolve_run(config, paths, opts)?;
     let data = load_data(&run, opts.quiet)?;
-    let mut trainer = Trainer::new(run.config.clone(), device)?;
+    let mut trainer = Trainer::with_encoder_weights(run.config.clone(), device, opts.encoder_weights.as_ref())?;
     let mut state = start(&run, &data, opts, &mut trainer)?;
     let out = &run.paths.out;
     if run.clear_first {
@@ -1201,6 +1215,23 @@ mod tests {
         assert_eq!(c.total_epochs(), 4);
         let stages: Vec<&str> = (0..4).map(|e| c.stage(e).name()).collect();
         assert_eq!(stages, ["l1", "critic", "critic", "gan"]);
+    }
+
+    /// The perceptual term reads the encoder weights it is given, not the built-in ones.
+    #[test]
+    fn the_perceptual_term_reads_the_given_encoder_weights() {
+        let device = Device::flex();
+        let missing = ModelSource::File(PathBuf::from("/nonexistent/encoder.safetensors"));
+        let cfg = tiny_config().with_perceptual_weight(1.0);
+        let err = Trainer::with_encoder_weights(cfg.clone(), &device, Some(&missing))
+            .err()
+            .expect("a missing weights file is an error");
+        assert!(
+            format!("{err:#}").contains("/nonexistent/encoder.safetensors"),
+            "{err:#}"
+        );
+        // Without the term, the file is not read.
+        assert!(Trainer::with_encoder_weights(tiny_config(), &device, Some(&missing)).is_ok());
     }
 
     /// The colourfulness and perceptual terms are reported as they enter the loss: 0 when
