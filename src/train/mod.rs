@@ -395,14 +395,14 @@ impl Trainer {
     pub fn step(&mut self, batch: &Batch, stage: Stage) -> StepLosses {
         match stage {
             Stage::Critic => self.critic_step(batch),
-            Stage::L1 => self.g_step(batch, self.g.forward(batch.l.clone()), false),
+            Stage::L1 => self.g_step(batch, self.g.forward(batch.l.clone()), Stage::L1),
             Stage::Gan => {
                 let fake = self.g.forward(batch.l.clone());
                 let (d_real, d_fake) = self.d_step(batch, &fake);
                 StepLosses {
                     d_real,
                     d_fake,
-                    ..self.g_step(batch, fake, true)
+                    ..self.g_step(batch, fake, Stage::Gan)
                 }
             }
         }
@@ -441,17 +441,17 @@ impl Trainer {
         values
     }
 
-    /// The G step: with `adversarial`, fool the discriminator (frozen for this step) plus
-    /// lambda times L1 on ab (seed eq. 20); without, L1 alone. The optional mirror and
-    /// colourfulness terms are added to either.
-    fn g_step(&mut self, batch: &Batch, fake: Tensor<4>, adversarial: bool) -> StepLosses {
+    /// The G step of `stage`: in the GAN stage, fool the discriminator (frozen for this step)
+    /// plus lambda times L1 on ab (seed eq. 20); in the L1 stage, L1 alone. The optional
+    /// mirror, colourfulness and perceptual terms are added to either.
+    fn g_step(&mut self, batch: &Batch, fake: Tensor<4>, stage: Stage) -> StepLosses {
         let reconstruction = l1(fake.clone(), batch.ab.clone());
         let g_l1 = reconstruction.clone().into_scalar::<f32>();
         let chroma = self.chroma_term(&fake, &batch.ab);
         let g_chroma = chroma.as_ref().map_or(0.0, |t| t.clone().into_scalar::<f32>());
         let percept = self.perceptual_term(&fake, batch);
         let g_percept = percept.as_ref().map_or(0.0, |t| t.clone().into_scalar::<f32>());
-        let (mut loss, g_gan) = if adversarial {
+        let (mut loss, g_gan) = if stage == Stage::Gan {
             let fake_pair = Tensor::cat(vec![batch.l.clone(), fake.clone()], 1);
             let gan = bce_with_logits(self.d.clone().no_grad().forward(fake_pair), 1.0);
             let value = gan.clone().into_scalar::<f32>();
