@@ -90,6 +90,13 @@ pub struct VideoArgs {
 }
 
 impl VideoArgs {
+    fn stabilizer(&self) -> crate::video::StabilizerParams {
+        crate::video::StabilizerParams {
+            w_max: self.steadiness,
+            ..Default::default()
+        }
+    }
+
     fn keyframes(&self) -> crate::video::KeyframeParams {
         crate::video::KeyframeParams {
             every: self.every,
@@ -126,10 +133,7 @@ pub(super) fn video(a: VideoArgs) -> Result<ExitCode> {
     let mut colorizer = load_colorizer(&a.model, &device, &a.gan)?;
     let opts = VideoOptions {
         stabilize: !a.no_stabilize,
-        stabilizer: crate::video::StabilizerParams {
-            w_max: a.steadiness,
-            ..Default::default()
-        },
+        stabilizer: a.stabilizer(),
         keyframes: a.keyframes(),
         batch_size: a.batch_size,
         crf: a.crf.unwrap_or(VideoOptions::default().crf),
@@ -261,10 +265,7 @@ fn live(a: &VideoArgs, source: Option<crate::video::LiveSource>, device: &burn::
         live: !a.no_live,
         timeout: std::time::Duration::from_secs_f64(a.timeout),
         stabilize: !a.no_stabilize,
-        stabilizer: crate::video::StabilizerParams {
-            w_max: a.steadiness,
-            ..Default::default()
-        },
+        stabilizer: a.stabilizer(),
         keyframes: a.keyframes(),
         max_frames: a.max_frames,
         overwrite: a.force,

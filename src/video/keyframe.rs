@@ -104,7 +104,7 @@ impl Keyframer {
                 } else {
                     let (w, h) = (*w as usize, *h as usize);
                     let s = estimate_shift(kl, l, w, h, self.params.max_shift as usize);
-                    let fits = s != (0, 0) && shifted_mean_abs_diff(kl, l, w, h, s) <= self.params.max_dl;
+                    let fits = s != (0, 0) && mean_abs_diff(&shifted(kl, w, h, s), l) <= self.params.max_dl;
                     if fits {
                         self.shift = s;
                     }
@@ -182,24 +182,6 @@ fn shifted(src: &[f32], w: usize, h: usize, (dx, dy): (i32, i32)) -> Vec<f32> {
         }
     });
     out
-}
-
-/// Mean |cur(x, y) - key(x - dx, y - dy)| over the frame, with the key's coordinates clamped
-/// as [`shifted`] clamps them: the L mismatch of the frame that carrying would make.
-fn shifted_mean_abs_diff(key: &[f32], cur: &[f32], w: usize, h: usize, (dx, dy): (i32, i32)) -> f32 {
-    let sum: f64 = cur
-        .par_chunks(w)
-        .enumerate()
-        .map(|(y, c)| {
-            let ky = (y as i64 - dy as i64).clamp(0, h as i64 - 1) as usize;
-            let k = &key[ky * w..(ky + 1) * w];
-            c.iter()
-                .enumerate()
-                .map(|(x, c)| (c - k[(x as i64 - dx as i64).clamp(0, w as i64 - 1) as usize]).abs())
-                .sum::<f32>() as f64
-        })
-        .sum();
-    (sum / cur.len().max(1) as f64) as f32
 }
 
 /// Mean |a - b| over two planes of the same length.
@@ -323,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn shifted_mean_abs_diff_is_the_plain_mean_with_clamped_coordinates() {
+    fn the_shifted_l_test_is_the_plain_mean_with_clamped_coordinates() {
         let (w, h) = (23usize, 17usize);
         let key: Vec<f32> = (0..w * h).map(|i| ((i * 7) % 13) as f32).collect();
         let cur: Vec<f32> = (0..w * h).map(|i| ((i * 5) % 11) as f32).collect();
@@ -337,7 +319,7 @@ mod tests {
                     n += 1;
                 }
             }
-            let got = shifted_mean_abs_diff(&key, &cur, w, h, (dx as i32, dy as i32)) as f64;
+            let got = mean_abs_diff(&shifted(&key, w, h, (dx as i32, dy as i32)), &cur) as f64;
             assert!((got - sum / n as f64).abs() < 1e-4, "shift ({dx}, {dy})");
         }
     }
