@@ -1159,12 +1159,132 @@ fn conv_plane_accumulate_kh_outer<T: num_traits::Float + Copy>(
     }
 }
 
+/// A zero-padded plane for dilation-1 depthwise kernels, stored with its rows and its columns
+/// each in stride phases (tinct's patch): padded row r at `(r % s_h) * ceil(rows / s_h) + r / s_h`
+/// and padded column j, within a row, at `(j % s_w) * ceil(cols / s_w) + j / s_w`. Kernel tap
+/// `(kh, kw)` then reads (forward, weight gradient) or writes (input gradient) output `(oh, ow)`
+/// at `tap(kh, kw) + oh * cols + ow`: every tap is one run at a row pitch of `cols`.
+pub(crate) struct PhasedPlane {
+    rows: usize,
+    pub(crate) cols: usize,
+    row_phase: usize,
+    col_phase: usize,
+    stride: [usize; 2],
+}
+
+impl PhasedPlane {
+    /// The padded plane that `out` outputs of a `kernel` at `stride` read.
+    pub(crate) fn new(out: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> Self {
+        let rows = (out[0] - 1) * stride[0] + kernel[0];
+        let cols = (out[1] - 1) * stride[1] + kernel[1];
+        Self {
+            rows,
+            cols,
+            row_phase: rows.div_ceil(stride[0]),
+            col_phase: cols.div_ceil(stride[1]),
+            stride,
+        }
+    }
+
+    /// Values in the stored plane.
+    pub(crate) fn len(&self) -> usize {
+        self.row_phase * self.stride[0] * self.cols
+    }
+
+    /// Where padded position `(r, j)` is stored.
+    pub(crate) fn index(&self, r: usize, j: usize) -> usize {
+        let [sh, sw] = self.stride;
+        ((r % sh) * self.row_phase + r / sh) * self.cols + (j % sw) * self.col_phase + j / sw
+    }
+
+    /// Where tap `(kh, kw)` meets output `(0, 0)`.
+    pub(crate) fn tap(&self, kh: usize, kw: usize) -> usize {
+        self.index(kh, kw)
+    }
+
+    /// Copies an `[in_h, in_w]` input plane, placed at `pad` in the padded plane, into the
+    /// zeroed `dst` (the part of the input that no tap reads is left out).
+    pub(crate) fn fill<T: Copy>(&self, dst: &mut [T], src: &[T], [in_h, in_w]: [usize; 2], [pad_h, pad_w]: [usize; 2]) {
+        let sw = self.stride[1];
+        let j_end = (pad_w + in_w).min(self.cols);
+        if j_end <= pad_w {
+            // Padding wider than every column the kernel reads: the plane stays zero.
+            return;
+        }
+        for r in 0..self.rows {
+            let Some(ih) = r.checked_sub(pad_h).filter(|&ih| ih < in_h) else {
+                continue;
+            };
+            let start = self.index(r, 0);
+            let dst = &mut dst[start..start + self.cols];
+            let src = &src[ih * in_w..(ih + 1) * in_w];
+            if sw == 1 {
+                dst[pad_w..j_end].copy_from_slice(&src[..j_end - pad_w]);
+            } else {
+                // Input columns t with (pad_w + t) % sw == q, in order, fill phase q.
+                let n = j_end - pad_w;
+                for q in 0..sw {
+                    let t0 = (q + sw - pad_w % sw) % sw;
+                    if t0 >= n {
+                        continue;
+                    }
+                    let base = q * self.col_phase + (pad_w + t0) / sw;
+                    for (d, &v) in dst[base..].iter_mut().zip(src[t0..n].iter().step_by(sw)) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The inverse of [`PhasedPlane::fill`]: copies the padded plane's values at the input's
+    /// positions from `src` into the `[in_h, in_w]` plane `dst`, leaving the positions that no
+    /// tap reaches as they are.
+    pub(crate) fn unfill<T: Copy>(&self, dst: &mut [T], src: &[T], [in_h, in_w]: [usize; 2], [pad_h, pad_w]: [usize; 2]) {
+        let sw = self.stride[1];
+        let j_end = (pad_w + in_w).min(self.cols);
+        if j_end <= pad_w {
+            return;
+        }
+        for r in 0..self.rows {
+            let Some(ih) = r.checked_sub(pad_h).filter(|&ih| ih < in_h) else {
+                continue;
+            };
+            let start = self.index(r, 0);
+            let src = &src[start..start + self.cols];
+            let dst = &mut dst[ih * in_w..(ih + 1) * in_w];
+            if sw == 1 {
+                dst[..j_end - pad_w].copy_from_slice(&src[pad_w..j_end]);
+            } else {
+                let n = j_end - pad_w;
+                for q in 0..sw {
+                    let t0 = (q + sw - pad_w % sw) % sw;
+                    if t0 >= n {
+                        continue;
+                    }
+                    let base = q * self.col_phase + (pad_w + t0) / sw;
+                    for (d, &v) in dst[t0..n].iter_mut().step_by(sw).zip(&src[base..]) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One depthwise output plane for dilation 1 (tinct's patch). The input is first copied into a
 /// zero-bordered scratch plane, with the even columns of each row ahead of the odd ones at
-/// stride 2, so that every kernel tap reads a contiguous run of `out_w` values with no range
-/// checks. `conv_plane_accumulate` splits each tap's rows at the borders and gathers strided
-/// columns one by one; on EfficientNet-Lite0's small planes (8-16 px, 5x5 kernels) it reached
-/// 1-5 GMAC/s on two cores.
+/// stride 2 and likewise the even rows ahead of the odd ones, so that every kernel tap reads
+/// the rows it needs as one contiguous run with no range checks. `conv_plane_accumulate`
+/// splits each tap's rows at the borders and gathers strided columns one by one; on
+/// EfficientNet-Lite0's small planes (8-16 px, 5x5 kernels) it reached 1-5 GMAC/s on two cores.
+///
+/// The taps accumulate over blocks of output rows at the scratch's row pitch: one run of
+/// `(rows - 1) * cols + out_w` values per tap and block, of which the `cols - out_w` values
+/// between two rows are computed and dropped. On small planes that replaces `out_h` short
+/// loops per tap by one (8x8 outputs: 8 loops of 8 by one of 92); blocks of about 2k values
+/// keep the accumulator in L1 on large ones. Each output is the same sum in the same order as
+/// a row-by-row loop.
 #[allow(clippy::too_many_arguments)]
 fn depthwise_plane_padded<T: num_traits::Float + Copy>(
     out_plane: &mut [T],
@@ -1177,53 +1297,30 @@ fn depthwise_plane_padded<T: num_traits::Float + Copy>(
     [pad_h, pad_w]: [usize; 2],
     scratch: &mut Vec<T>,
 ) {
-    let rows = (out_h - 1) * stride_h + kernel_h;
-    let cols = (out_w - 1) * stride_w + kernel_w;
     let zero = T::zero();
+    let layout = PhasedPlane::new([out_h, out_w], [kernel_h, kernel_w], [stride_h, stride_w]);
+    let cols = layout.cols;
+    let block = (2048 / cols).clamp(1, out_h);
     scratch.clear();
-    scratch.resize(rows * cols, zero);
-    // Column j of a padded row reads input column j - pad_w; at stride s it is stored at
-    // (j % s) * ceil(cols / s) + j / s, so tap kw's columns s*o + kw form one contiguous run.
-    let phase_len = cols.div_ceil(stride_w);
-    for (r, dst) in scratch.chunks_exact_mut(cols).enumerate() {
-        let Some(ih) = r.checked_sub(pad_h).filter(|&ih| ih < in_h) else {
-            continue;
-        };
-        let src = &in_plane[ih * in_w..(ih + 1) * in_w];
-        let j_end = (pad_w + in_w).min(cols);
-        if j_end <= pad_w {
-            // Padding wider than every column the kernel reads: the row stays zero.
-            continue;
-        }
-        if stride_w == 1 {
-            dst[pad_w..j_end].copy_from_slice(&src[..j_end - pad_w]);
-        } else {
-            // Input columns t with (pad_w + t) % stride_w == q, in order, fill phase q.
-            let n = j_end - pad_w;
-            for q in 0..stride_w {
-                let t0 = (q + stride_w - pad_w % stride_w) % stride_w;
-                if t0 >= n {
-                    continue;
-                }
-                let base = q * phase_len + (pad_w + t0) / stride_w;
-                for (d, &v) in dst[base..].iter_mut().zip(src[t0..n].iter().step_by(stride_w)) {
-                    *d = v;
-                }
-            }
-        }
-    }
-    for (oh, out_row) in out_plane.chunks_exact_mut(out_w).enumerate().take(out_h) {
-        out_row.fill(zero);
+    scratch.resize(layout.len() + (block - 1) * cols + out_w, zero);
+    let (plane, acc) = scratch.split_at_mut(layout.len());
+    layout.fill(plane, in_plane, [in_h, in_w], [pad_h, pad_w]);
+    for oh0 in (0..out_h).step_by(block) {
+        let n_rows = block.min(out_h - oh0);
+        let len = (n_rows - 1) * cols + out_w;
+        let acc = &mut acc[..len];
+        acc.fill(zero);
         for kh in 0..kernel_h {
-            let row = &scratch[(oh * stride_h + kh) * cols..(oh * stride_h + kh + 1) * cols];
             for kw in 0..kernel_w {
                 let w_val = w_plane[kh * kernel_w + kw];
-                let start = (kw % stride_w) * phase_len + kw / stride_w;
-                let src = &row[start..start + out_w];
-                for (o, &x) in out_row.iter_mut().zip(src) {
+                let start = layout.tap(kh, kw) + oh0 * cols;
+                for (o, &x) in acc.iter_mut().zip(&plane[start..start + len]) {
                     *o = x * w_val + *o;
                 }
             }
+        }
+        for (r, out_row) in out_plane[oh0 * out_w..(oh0 + n_rows) * out_w].chunks_exact_mut(out_w).enumerate() {
+            out_row.copy_from_slice(&acc[r * cols..r * cols + out_w]);
         }
     }
 }

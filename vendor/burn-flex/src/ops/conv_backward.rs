@@ -18,6 +18,7 @@ use burn_backend::ops::{ConvTransposeOptions, FloatTensorOps, ModuleOps};
 use burn_backend::{DType, TensorMetadata};
 use burn_std::{Bytes, Shape, Slice};
 
+use crate::ops::conv::PhasedPlane;
 use crate::{Flex, FlexTensor, Layout};
 
 /// Shape facts of a depthwise f32 convolution, when `conv2d` with these inputs is one.
@@ -60,6 +61,12 @@ impl Depthwise {
             pad: options.padding_begin(),
             dilation: options.dilation,
         })
+    }
+
+    /// The phased padded plane of a dilation-1 layer with outputs (tinct's patch).
+    fn phased(&self) -> Option<PhasedPlane> {
+        (self.dilation == [1, 1] && self.out_h > 0 && self.out_w > 0)
+            .then(|| PhasedPlane::new([self.out_h, self.out_w], [self.k_h, self.k_w], self.stride))
     }
 
     /// Output positions `[start, end)` whose input index `o * stride + k * dilation - pad`
@@ -149,6 +156,74 @@ macro_rules! multiversion {
     }};
 }
 
+/// An output-gradient plane at a phased plane's row pitch `cols`: `g[oh, ow]` at
+/// `oh * cols + ow`, zeros between the rows, up to the last output.
+fn at_pitch(wide: &mut [f32], g: &[f32], out_w: usize, cols: usize) {
+    for (oh, row) in g.chunks_exact(out_w).enumerate() {
+        wide[oh * cols..oh * cols + out_w].copy_from_slice(row);
+    }
+}
+
+/// [`x_grad_plane`] for dilation 1 through a [`PhasedPlane`]: each tap adds `w * g` to the
+/// padded input gradient as one run over all output rows (the zeros between rows add
+/// nothing), then the input's part is copied out. Each value receives the same products in
+/// the same tap order as in [`x_grad_plane`].
+#[inline(always)]
+fn x_grad_plane_phased(dw: &Depthwise, w: &[f32], g: &[f32], c: usize, dx: &mut [f32]) {
+    let Some(layout) = dw.phased() else {
+        return x_grad_plane(dw, w, g, c, dx);
+    };
+    let cols = layout.cols;
+    let len = (dw.out_h - 1) * cols + dw.out_w;
+    let mut g_wide = vec![0.0f32; len];
+    at_pitch(&mut g_wide, g, dw.out_w, cols);
+    let mut acc = vec![0.0f32; layout.len()];
+    let taps = dw.k_h * dw.k_w;
+    for u in 0..dw.k_h {
+        for v in 0..dw.k_w {
+            let wt = w[c * taps + u * dw.k_w + v];
+            let start = layout.tap(u, v);
+            for (d, gv) in acc[start..start + len].iter_mut().zip(&g_wide) {
+                *d += wt * gv;
+            }
+        }
+    }
+    layout.unfill(dx, &acc, [dw.in_h, dw.in_w], dw.pad);
+}
+
+/// [`weight_grad_channel`] for dilation 1 through a [`PhasedPlane`]: per image, each tap's
+/// gradient is one dot product of the output gradient (at the plane's row pitch, zeros between
+/// rows) with the tap's run of the padded input, summed over the images in f64.
+#[inline(always)]
+fn weight_grad_channel_phased(dw: &Depthwise, x: &[f32], g: &[f32], c: usize, out: &mut [f32]) {
+    let Some(layout) = dw.phased() else {
+        return weight_grad_channel(dw, x, g, c, out);
+    };
+    let (in_plane, out_plane, taps) = (dw.in_h * dw.in_w, dw.out_h * dw.out_w, dw.k_h * dw.k_w);
+    let cols = layout.cols;
+    let len = (dw.out_h - 1) * cols + dw.out_w;
+    let mut acc = vec![0.0f64; taps];
+    let mut plane = vec![0.0f32; layout.len()];
+    let mut g_wide = vec![0.0f32; len];
+    for n in 0..dw.batch {
+        let bc = n * dw.channels + c;
+        if n > 0 {
+            plane.fill(0.0);
+        }
+        layout.fill(&mut plane, &x[bc * in_plane..(bc + 1) * in_plane], [dw.in_h, dw.in_w], dw.pad);
+        at_pitch(&mut g_wide, &g[bc * out_plane..(bc + 1) * out_plane], dw.out_w, cols);
+        for u in 0..dw.k_h {
+            for v in 0..dw.k_w {
+                let start = layout.tap(u, v);
+                acc[u * dw.k_w + v] += dot(&g_wide, &plane[start..start + len]) as f64;
+            }
+        }
+    }
+    for (o, a) in out.iter_mut().zip(&acc) {
+        *o = *a as f32;
+    }
+}
+
 /// One plane of [`depthwise_x_grad`]: channel `c`'s output gradient `g` into `dx`.
 #[inline(always)]
 fn x_grad_plane(dw: &Depthwise, w: &[f32], g: &[f32], c: usize, dx: &mut [f32]) {
@@ -228,7 +303,7 @@ fn depthwise_x_grad(dw: &Depthwise, weight: &FlexTensor, output_grad: &FlexTenso
     let mut dx = vec![0.0f32; dw.batch * dw.channels * in_plane];
     for_each_chunk(&mut dx, in_plane, |bc, dx| {
         let g = &g[bc * out_plane..(bc + 1) * out_plane];
-        multiversion!(x_grad_plane(dw, w, g, bc % dw.channels, dx))
+        multiversion!(x_grad_plane_phased(dw, w, g, bc % dw.channels, dx))
     });
     tensor(dx, [dw.batch, dw.channels, dw.in_h, dw.in_w])
 }
@@ -240,7 +315,7 @@ fn depthwise_weight_grad(dw: &Depthwise, x: &FlexTensor, output_grad: &FlexTenso
     let (x, g): (&[f32], &[f32]) = (x.storage(), g.storage());
     let taps = dw.k_h * dw.k_w;
     let mut dwt = vec![0.0f32; dw.channels * taps];
-    for_each_chunk(&mut dwt, taps, |c, out| multiversion!(weight_grad_channel(dw, x, g, c, out)));
+    for_each_chunk(&mut dwt, taps, |c, out| multiversion!(weight_grad_channel_phased(dw, x, g, c, out)));
     tensor(dwt, [dw.channels, 1, dw.k_h, dw.k_w])
 }
 
