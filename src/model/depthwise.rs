@@ -185,4 +185,40 @@ mod tests {
             "weight gradient",
         );
     }
+
+    /// A dense 1x1 convolution's gradients (the backend's pointwise weight gradient) against
+    /// autodiff through the same product written as a batched matrix multiplication.
+    #[test]
+    fn pointwise_gradients_match_a_matrix_product() {
+        let device = Device::flex().autodiff();
+        for (cin, cout, h, w) in [(5, 7, 6, 9), (16, 24, 32, 32), (3, 1, 1, 1)] {
+            let mut layer = conv(cin, cout, 1, 1, 1, [0, 0, 0, 0], &device);
+            layer.weight = layer.weight.clone().set_require_grad(true);
+            let x = Tensor::<4>::random([3, cin, h, w], Uniform(-1.0, 1.0), &device).require_grad();
+            let y1 = layer.forward(x.clone());
+            let r = Tensor::<4>::random(y1.dims(), Uniform(-1.0, 1.0), &device);
+            let g1 = (y1.clone() * r.clone()).sum().backward();
+
+            let wt = layer.weight.val().detach().require_grad();
+            let x2 = x.clone().detach().require_grad();
+            let y2 = wt
+                .clone()
+                .reshape([1, cout, cin])
+                .matmul(x2.clone().reshape([3, cin, h * w]))
+                .reshape([3, cout, h, w]);
+            let g2 = (y2.clone() * r).sum().backward();
+            let what = format!("{cin} -> {cout}, {h}x{w}");
+            close(y1.inner(), y2.inner(), &format!("{what}: output"));
+            close(
+                Tensor::from_inner(layer.weight.val().grad(&g1).unwrap()),
+                Tensor::from_inner(wt.grad(&g2).unwrap()),
+                &format!("{what}: weight gradient"),
+            );
+            close(
+                Tensor::from_inner(x.grad(&g1).unwrap()),
+                Tensor::from_inner(x2.grad(&g2).unwrap()),
+                &format!("{what}: input gradient"),
+            );
+        }
+    }
 }

@@ -360,6 +360,80 @@ pub(crate) fn conv2d_x_backward(
     Flex::float_slice(grad, &ranges)
 }
 
+/// The weight gradient of a dense 1x1 f32 convolution at stride 1 without padding (tinct's
+/// patch): `dw[co, ci] = sum over n of dy[n] · x[n]^T`, one `[c_out, h*w] x [h*w, c_in]` gemm
+/// per image, reading both tensors in place. The generic path swaps batch and channels of both
+/// (two copies), then runs a convolution whose kernel is the whole output gradient: `c_in`
+/// matrix-vector products over `batch * h * w` values, each reading the whole gradient again.
+fn pointwise_weight_grad(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    let (xs, ws, gs) = (x.shape(), weight.shape(), output_grad.shape());
+    let all_f32 = [x.dtype(), weight.dtype(), output_grad.dtype()]
+        .iter()
+        .all(|d| *d == DType::F32);
+    let pointwise = options.groups == 1
+        && ws[2] == 1
+        && ws[3] == 1
+        && options.stride == [1, 1]
+        && options.padding_begin() == [0, 0]
+        && options.padding_end() == [0, 0]
+        && gs[2] == xs[2]
+        && gs[3] == xs[3];
+    if !(all_f32 && pointwise) {
+        return None;
+    }
+    let (batch, c_in, c_out, hw) = (xs[0], xs[1], ws[0], xs[2] * xs[3]);
+    let (x, g) = (x.to_contiguous(), output_grad.to_contiguous());
+    let (x, g): (&[f32], &[f32]) = (x.storage(), g.storage());
+    let mut dw = vec![0.0f32; c_out * c_in];
+    let parallelism = if c_out * c_in * hw >= 64 * 64 * 64 {
+        #[cfg(feature = "rayon")]
+        {
+            gemm::Parallelism::Rayon(0)
+        }
+        #[cfg(not(feature = "rayon"))]
+        {
+            gemm::Parallelism::None
+        }
+    } else {
+        gemm::Parallelism::None
+    };
+    for n in 0..batch {
+        let (xn, gn) = (&x[n * c_in * hw..(n + 1) * c_in * hw], &g[n * c_out * hw..(n + 1) * c_out * hw]);
+        // SAFETY: `dw` is `[c_out, c_in]` row-major, `gn` `[c_out, hw]` and `xn` `[c_in, hw]`
+        // row-major, read as its transpose `[hw, c_in]` (row stride 1, column stride hw);
+        // every index the strides reach lies inside the slices.
+        unsafe {
+            gemm::gemm(
+                c_out,
+                c_in,
+                hw,
+                dw.as_mut_ptr(),
+                1,
+                c_in as isize,
+                n > 0,
+                gn.as_ptr(),
+                1,
+                hw as isize,
+                xn.as_ptr(),
+                hw as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+    Some(tensor(dw, [c_out, c_in, 1, 1]))
+}
+
 pub(crate) fn conv2d_weight_backward(
     x: FlexTensor,
     weight: FlexTensor,
@@ -368,6 +442,9 @@ pub(crate) fn conv2d_weight_backward(
 ) -> FlexTensor {
     if let Some(dw) = Depthwise::detect(&x, &weight, &output_grad, &options) {
         return depthwise_weight_grad(&dw, &x, &output_grad);
+    }
+    if let Some(grad) = pointwise_weight_grad(&x, &weight, &output_grad, &options) {
+        return grad;
     }
     // burn-backend's generic path: per group, a convolution of the (batch <-> channel swapped)
     // input with the output gradient as the kernel.
