@@ -158,16 +158,8 @@ impl Checkpoint {
         if let Some(ema) = t.g_ema.take_if(|_| ema_path.exists()) {
             t.g_ema = Some(load_module(ema, &ema_path)?);
         }
-        t.opt_g = t
-            .opt_g
-            .clone()
-            .load(self.dir.join("optim-generator.bpk"))
-            .map_err(|e| anyhow!("{}: cannot load optimiser state: {e:?}", self.dir.display()))?;
-        t.opt_d = t
-            .opt_d
-            .clone()
-            .load(self.dir.join("optim-discriminator.bpk"))
-            .map_err(|e| anyhow!("{}: cannot load optimiser state: {e:?}", self.dir.display()))?;
+        t.opt_g = load_optimizer(t.opt_g.clone(), &self.dir.join("optim-generator.bpk"))?;
+        t.opt_d = load_optimizer(t.opt_d.clone(), &self.dir.join("optim-discriminator.bpk"))?;
         let p = self.dir.join("state.json");
         let text = std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
         *state = serde_json::from_str(&text).with_context(|| format!("{}: bad state", p.display()))?;
@@ -177,4 +169,13 @@ impl Checkpoint {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// An optimiser state read whole into memory. Burn's `load(path)` reads the file lazily, and
+/// the next checkpoint removes this one's folder: a state tensor first touched after that
+/// (a frozen layer's, or one still unsaved) could no longer be read.
+fn load_optimizer(opt: burn::optim::ModuleOptimizer, path: &Path) -> Result<burn::optim::ModuleOptimizer> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    opt.from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| anyhow!("{}: cannot load optimiser state: {e:?}", path.display()))
 }

@@ -1369,12 +1369,17 @@ mod tests {
             .load_into(&mut c, &mut restored)
             .unwrap();
         assert_eq!(restored.step, 1);
+        // A later checkpoint removes the folder `c` was restored from (here, before `c`
+        // steps): the restored state must not still read its files.
+        let restored_from = Checkpoint::latest(dir.path()).unwrap().unwrap().dir().to_path_buf();
+        std::fs::remove_dir_all(&restored_from).unwrap();
         c.step(&batch(&ad, 2.0), Stage::Gan);
 
         let (wa, wc) = (weights(&a.g), weights(&c.g));
         let max_diff = wa.iter().zip(&wc).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(max_diff < 1e-5, "resumed run diverged by {max_diff}");
         // Only one checkpoint is kept.
+        Checkpoint::save(dir.path(), &c, &TrainState::default()).unwrap();
         let n = std::fs::read_dir(dir.path().join("checkpoints"))
             .unwrap()
             .flatten()
