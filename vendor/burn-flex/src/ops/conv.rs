@@ -1202,73 +1202,60 @@ impl PhasedPlane {
         self.index(kh, kw)
     }
 
-    /// Copies an `[in_h, in_w]` input plane, placed at `pad` in the padded plane, into the
-    /// zeroed `dst` (the part of the input that no tap reads is left out).
-    pub(crate) fn fill<T: Copy>(&self, dst: &mut [T], src: &[T], [in_h, in_w]: [usize; 2], [pad_h, pad_w]: [usize; 2]) {
+    /// The runs that place an `[in_h, in_w]` input plane at `pad` in the padded plane (the
+    /// part that no tap reads is left out): `f(input start, input step, stored start, n)` for
+    /// `n` input values `input step` apart that are stored contiguously.
+    fn runs(&self, [in_h, in_w]: [usize; 2], [pad_h, pad_w]: [usize; 2], mut f: impl FnMut(usize, usize, usize, usize)) {
         let sw = self.stride[1];
         let j_end = (pad_w + in_w).min(self.cols);
         if j_end <= pad_w {
-            // Padding wider than every column the kernel reads: the plane stays zero.
+            // Padding wider than every column the kernel reads.
             return;
         }
+        let n = j_end - pad_w;
         for r in 0..self.rows {
             let Some(ih) = r.checked_sub(pad_h).filter(|&ih| ih < in_h) else {
                 continue;
             };
-            let start = self.index(r, 0);
-            let dst = &mut dst[start..start + self.cols];
-            let src = &src[ih * in_w..(ih + 1) * in_w];
-            if sw == 1 {
-                dst[pad_w..j_end].copy_from_slice(&src[..j_end - pad_w]);
-            } else {
-                // Input columns t with (pad_w + t) % sw == q, in order, fill phase q.
-                let n = j_end - pad_w;
-                for q in 0..sw {
-                    let t0 = (q + sw - pad_w % sw) % sw;
-                    if t0 >= n {
-                        continue;
-                    }
+            let row = self.index(r, 0);
+            // Input columns t with (pad_w + t) % sw == q, in order, form phase q.
+            for q in 0..sw {
+                let t0 = (q + sw - pad_w % sw) % sw;
+                if t0 < n {
                     let base = q * self.col_phase + (pad_w + t0) / sw;
-                    for (d, &v) in dst[base..].iter_mut().zip(src[t0..n].iter().step_by(sw)) {
-                        *d = v;
-                    }
+                    f(ih * in_w + t0, sw, row + base, (n - t0).div_ceil(sw));
                 }
             }
         }
     }
 
+    /// Copies an `[in_h, in_w]` input plane, placed at `pad` in the padded plane, into the
+    /// zeroed `dst` (the part of the input that no tap reads is left out).
+    pub(crate) fn fill<T: Copy>(&self, dst: &mut [T], src: &[T], input: [usize; 2], pad: [usize; 2]) {
+        self.runs(input, pad, |from, step, to, n| {
+            if step == 1 {
+                dst[to..to + n].copy_from_slice(&src[from..from + n]);
+            } else {
+                for (d, &v) in dst[to..to + n].iter_mut().zip(src[from..].iter().step_by(step)) {
+                    *d = v;
+                }
+            }
+        });
+    }
+
     /// The inverse of [`PhasedPlane::fill`]: copies the padded plane's values at the input's
     /// positions from `src` into the `[in_h, in_w]` plane `dst`, leaving the positions that no
     /// tap reaches as they are.
-    pub(crate) fn unfill<T: Copy>(&self, dst: &mut [T], src: &[T], [in_h, in_w]: [usize; 2], [pad_h, pad_w]: [usize; 2]) {
-        let sw = self.stride[1];
-        let j_end = (pad_w + in_w).min(self.cols);
-        if j_end <= pad_w {
-            return;
-        }
-        for r in 0..self.rows {
-            let Some(ih) = r.checked_sub(pad_h).filter(|&ih| ih < in_h) else {
-                continue;
-            };
-            let start = self.index(r, 0);
-            let src = &src[start..start + self.cols];
-            let dst = &mut dst[ih * in_w..(ih + 1) * in_w];
-            if sw == 1 {
-                dst[..j_end - pad_w].copy_from_slice(&src[pad_w..j_end]);
+    pub(crate) fn unfill<T: Copy>(&self, dst: &mut [T], src: &[T], input: [usize; 2], pad: [usize; 2]) {
+        self.runs(input, pad, |to, step, from, n| {
+            if step == 1 {
+                dst[to..to + n].copy_from_slice(&src[from..from + n]);
             } else {
-                let n = j_end - pad_w;
-                for q in 0..sw {
-                    let t0 = (q + sw - pad_w % sw) % sw;
-                    if t0 >= n {
-                        continue;
-                    }
-                    let base = q * self.col_phase + (pad_w + t0) / sw;
-                    for (d, &v) in dst[t0..n].iter_mut().step_by(sw).zip(&src[base..]) {
-                        *d = v;
-                    }
+                for (d, &v) in dst[to..].iter_mut().step_by(step).zip(&src[from..from + n]) {
+                    *d = v;
                 }
             }
-        }
+        });
     }
 }
 
